@@ -1,0 +1,358 @@
+"""The `clipdesk` command line: index, search, similar, classify, status, forget, watch, gui."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ClipdeskError
+from .paths import default_db_path, display
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    # The options are accepted before or after the command; only the main
+    # parser sets defaults, so a value given after the command wins.
+    kw: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--db", type=Path, metavar="PATH", help="library database (default: %(default)s)",
+        **({"default": default_db_path()} if defaults else kw),
+    )
+    parser.add_argument(
+        "--model", metavar="ID_OR_FOLDER",
+        help="Hugging Face model id or local model folder (default: the library's model, "
+        "else openai/clip-vit-base-patch32)",
+        **({"default": None} if defaults else kw),
+    )
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda", "mps"],
+        help="where the model runs (default: auto: CUDA, then MPS, then CPU)",
+        **({"default": "auto"} if defaults else kw),
+    )
+    parser.add_argument(
+        "--allow-pickle", action="store_true",
+        help="allow loading pickle (.bin) weights, which can run code; only for models you trust",
+        **({"default": False} if defaults else kw),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipdesk",
+        description="Private, offline photo search: find photos by describing them.",
+    )
+    parser.add_argument("--version", action="version", version=f"clipdesk {__version__}")
+    _add_global_options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", parents=[common], help="index photo folders (remembered in the library)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to index (default: all known folders)")
+    p.add_argument("--reindex", action="store_true", help="rebuild all vectors (e.g. with a new --model)")
+    p.add_argument("--batch-size", type=_positive_int, help="images per model batch")
+    p.add_argument("--workers", type=_positive_int, help="decoding threads")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(handler=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="find photos by words and example images")
+    p.add_argument("text", nargs="*", metavar="TEXT", help="what to look for")
+    p.add_argument("--also", action="append", default=[], metavar="TEXT", help="another description to match")
+    p.add_argument("--not", dest="negatives", action="append", default=[], metavar="TEXT", help="push down photos matching this")
+    p.add_argument("--like", action="append", default=[], metavar="IMAGE", help="an example image to match")
+    _add_result_options(p)
+    p.set_defaults(handler=cmd_search)
+
+    p = sub.add_parser("similar", parents=[common], help="find photos like an image")
+    p.add_argument("image", metavar="IMAGE")
+    _add_result_options(p)
+    p.set_defaults(handler=cmd_similar)
+
+    p = sub.add_parser("classify", parents=[common], help="zero-shot label probabilities for images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,bird"')
+    group.add_argument("--preset", choices=_preset_names(), help="a built-in label set")
+    p.add_argument("--template", default=None, help='prompt for each label (default: "a photo of {}")')
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_classify)
+
+    p = sub.add_parser("status", parents=[common], help="what the library holds, and whether it is healthy")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("forget", parents=[common], help="drop a folder and its images from the library")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_forget)
+
+    p = sub.add_parser("rebuild", parents=[common], help="start a new, empty library, keeping the old file as a backup")
+    p.set_defaults(handler=cmd_rebuild)
+
+    return parser
+
+
+def _preset_names() -> list[str]:
+    from .presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _add_result_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--limit", type=_positive_int, default=20, help="how many results (default: 20)")
+    p.add_argument("--min-score", type=float, default=None, help="hide results scoring below this (cosine, -1..1)")
+    p.add_argument("--json", action="store_true", help="print JSON: a list of {path, score}")
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from .library import LibraryOptions
+
+    return LibraryOptions(
+        db_path=args.db,
+        model=args.model,
+        device=args.device,
+        batch_size=getattr(args, "batch_size", None),
+        allow_pickle=args.allow_pickle,
+        workers=getattr(args, "workers", None),
+    )
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .library import Library
+
+    with Library(_options(args)) as library:
+        if not args.paths and not library.folders():
+            raise ClipdeskError("No folders to index: give one, e.g. `clipdesk index ~/Pictures`.")
+        bar = _ProgressBar(enabled=sys.stderr.isatty())
+        try:
+            report = library.index(args.paths, reindex=args.reindex, progress=bar.update)
+        finally:
+            bar.close()
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        rate = report.encoded / report.seconds if report.seconds and report.encoded else 0.0
+        print(
+            f"{report.indexed} indexed, {report.unchanged} unchanged, {report.moved} moved, "
+            f"{report.removed} removed, {len(report.failed)} failed"
+            f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
+        )
+        for failure in report.failed:
+            print(f"  skipped {display(failure.path)}: {failure.error}", file=sys.stderr)
+    return 0
+
+
+def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        _print_json([{"path": display(h.path), "score": round(h.score, 6)} for h in hits])
+        return
+    if not hits:
+        print("No matches.", file=sys.stderr)
+    for hit in hits:
+        print(f"{hit.score:6.3f}  {display(hit.path)}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .library import Library
+    from .search import Query
+
+    texts = ([" ".join(args.text)] if args.text else []) + list(args.also)
+    for path in args.like:
+        _require_file(path)
+    query = Query(
+        texts=tuple(texts),
+        negatives=tuple(args.negatives),
+        like=tuple(args.like),
+        limit=args.limit,
+        min_score=args.min_score,
+    )
+    if query.is_empty():
+        raise ClipdeskError("Nothing to search for: give some words, or --like IMAGE.")
+    with Library(_options(args), create=False) as library:
+        _print_hits(library.search(query), args.json)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .library import Library
+    from .search import Query
+
+    _require_file(args.image)
+    with Library(_options(args), create=False) as library:
+        hits = library.search(Query(like=(args.image,), limit=args.limit, min_score=args.min_score))
+        _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .classify import LabelSet
+    from .library import Library
+    from .presets import DEFAULT_TEMPLATE, parse_labels
+
+    if args.preset:
+        labels = LabelSet.preset(args.preset)
+    else:
+        labels = LabelSet.from_labels(parse_labels(args.labels), args.template or DEFAULT_TEMPLATE)
+    with Library(_options(args)) as library:
+        results = library.classify(args.images, labels)
+    failed = 0
+    if args.json:
+        payload = []
+        for item in results:
+            if item.result is None:
+                failed += 1
+                payload.append({"path": display(item.path), "error": item.error})
+            else:
+                payload.append({"path": display(item.path), "labels": item.result.probabilities})
+        _print_json(payload)
+    for item in results:
+        if item.result is None:
+            if not args.json:
+                failed += 1
+            print(f"clipdesk: {item.error}", file=sys.stderr)
+        elif not args.json:
+            print(display(item.path))
+            for label, p in item.result.ranked():
+                print(f"  {p * 100:5.1f}%  {'█' * round(p * 20):<20}  {label}")
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    with Store(args.db, create=False) as store:
+        model = store.model()
+        folders = store.folders()
+        data = {
+            "images": store.count_images(),
+            "folders": [{"path": display(f.path), "images": f.image_count} for f in folders],
+            "model": model.model_id if model else None,
+            "database": str(args.db),
+            "size_bytes": _db_size(args.db),
+            "integrity": store.integrity(),
+        }
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"Library:   {data['database']} ({data['size_bytes'] / 1e6:.1f} MB)")
+        print(f"Model:     {data['model'] or 'none yet'}")
+        print(f"Images:    {data['images']}")
+        print(f"Integrity: {data['integrity']}")
+        print("Folders:" + ("" if folders else "   none"))
+        for f in folders:
+            print(f"  {f.image_count:8d}  {display(f.path)}")
+    return 0 if data["integrity"] == "ok" else 1
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .library import Library
+
+    with Library(_options(args), create=False) as library:
+        removed = library.forget(args.path)
+    if args.json:
+        _print_json({"folder": args.path, "removed": removed})
+    else:
+        print(f"Forgot {args.path} ({removed} images). The photos themselves were not touched.")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    db: Path = args.db
+    if db.exists():
+        backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
+        db.rename(backup)
+        for suffix in ("-wal", "-shm"):
+            side = db.with_name(db.name + suffix)
+            if side.exists():
+                side.rename(backup.with_name(backup.name + suffix))
+        print(f"Moved the old library to {backup}.")
+    Store(db).close()
+    print(f"Created an empty library at {db}; run `clipdesk index PATH` to fill it.")
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _require_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise ClipdeskError(f"No image at {path}.")
+    if os.path.isdir(path):
+        raise ClipdeskError(f"{path} is a folder; give an image file.")
+
+
+def _db_size(db: Path) -> int:
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr for terminals; silent when output is piped."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def update(self, progress: Any) -> None:
+        if not self.enabled or progress.phase != "indexing" or progress.total == 0:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.total, unit="img", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = progress.done
+        self._bar.set_postfix(failed=progress.failed, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return handler(args)
+    except ClipdeskError as exc:
+        print(f"clipdesk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clipdesk: interrupted; everything indexed so far is saved.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""Turning images and texts into CLIP vectors.
+
+`Encoder` is the interface the indexer and search use; `ClipEncoder` runs a
+transformers CLIP checkpoint. torch and transformers are imported only when a
+tower is first needed, so commands that need no model start instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from .errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+# OpenAI CLIP's preprocessing, used when a checkpoint has no processor config.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class Encoder(Protocol):
+    """What the indexer and search need from a model; all vectors are L2-normalised float32."""
+
+    model_id: str
+    dim: int
+    image_size: int
+    batch_size: int
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """An upright RGB image to the model's input array. Thread-safe; runs on decode workers."""
+        ...
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """A stack of preprocessed images (N, ...) to vectors (N, dim)."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to vectors (N, dim)."""
+        ...
+
+    def logit_scale(self) -> float:
+        """CLIP's learned temperature: similarity × scale, then softmax, gives probabilities."""
+        ...
+
+
+def encode_images(encoder: Encoder, images: Sequence[Image.Image]) -> np.ndarray:
+    """Convenience: decoded images straight to vectors."""
+    if not images:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    return encoder.encode_pixels(np.stack([encoder.preprocess(im) for im in images]))
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize the short side, centre-crop, scale to the model's mean and std."""
+
+    shortest_edge: int
+    crop: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_folder(cls, folder: Path, image_size: int) -> Preprocessing:
+        config: dict[str, Any] = {}
+        path = folder / "preprocessor_config.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+        size = config.get("size", {})
+        edge = size.get("shortest_edge", image_size) if isinstance(size, dict) else int(size)
+        crop = config.get("crop_size", {"height": image_size, "width": image_size})
+        if not isinstance(crop, dict):
+            crop = {"height": int(crop), "width": int(crop)}
+        return cls(
+            shortest_edge=int(edge),
+            crop=(int(crop["height"]), int(crop["width"])),
+            mean=tuple(config.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
+            std=tuple(config.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
+        )
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        width, height = image.size
+        scale = self.shortest_edge / min(width, height)
+        new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        # reducing_gap lets Pillow shrink big images in cheap integer steps first.
+        image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        crop_h, crop_w = self.crop
+        left = max(0, (new_size[0] - crop_w) // 2)
+        top = max(0, (new_size[1] - crop_h) // 2)
+        image = image.crop((left, top, left + crop_w, top + crop_h))
+        arr = np.asarray(image, dtype=np.float32)
+        scale_v = 1.0 / (255.0 * np.asarray(self.std, dtype=np.float32))
+        offset = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray((arr * scale_v - offset).transpose(2, 0, 1))
+
+
+def pick_device(requested: str = "auto") -> str:
+    """'auto' means CUDA, then Apple's MPS, then the CPU."""
+    import torch
+
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelUnavailable("--device cuda was asked for, but no CUDA GPU is available.")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise ModelUnavailable("--device mps was asked for, but Apple MPS is not available.")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class ClipEncoder:
+    """A CLIP checkpoint in a local folder (as saved by save_pretrained), towers loaded on demand."""
+
+    def __init__(
+        self,
+        folder: Path,
+        model_id: str,
+        *,
+        device: str = "auto",
+        batch_size: int | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
+        self.folder = folder
+        self.model_id = model_id
+        self._device_request = device
+        self._allow_pickle = allow_pickle
+        config = _read_config(folder)
+        vision = config.get("vision_config", {})
+        self.dim = int(config.get("projection_dim", 512))
+        self.image_size = int(vision.get("image_size", 224))
+        self._init_logit_scale = float(config.get("logit_scale_init_value", math.log(100.0)))
+        self.preprocess = Preprocessing.from_folder(folder, self.image_size)
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        self._vision: Any = None
+        self._text: Any = None
+        self._tokenizer: Any = None
+        self._device: str | None = None
+        self._logit_scale: float | None = None
+        _check_weights(folder, allow_pickle)
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = pick_device(self._device_request)
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        if self._batch_size:
+            return self._batch_size
+        return 32 if self.device == "cpu" else 128
+
+    def _dtype(self) -> torch.dtype:
+        import torch
+
+        return torch.float16 if self.device in ("cuda", "mps") or self.device.startswith("cuda:") else torch.float32
+
+    def _load(self, tower: str) -> Any:
+        """Load one tower ('text' or 'vision') of the checkpoint, without the other's weights."""
+        import transformers
+
+        _quiet_transformers()
+        cls = getattr(
+            transformers,
+            "CLIPTextModelWithProjection" if tower == "text" else "CLIPVisionModelWithProjection",
+        )
+        try:
+            full = transformers.CLIPConfig.from_pretrained(str(self.folder))
+            config = full.text_config if tower == "text" else full.vision_config
+            # Older checkpoints keep projection_dim only at the top level.
+            config.projection_dim = full.projection_dim
+            model = cls.from_pretrained(
+                str(self.folder),
+                config=config,
+                use_safetensors=not self._allow_pickle,
+                dtype=self._dtype(),
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelUnavailable(
+                f"Cannot load the model in {self.folder}: {_first_line(exc)}"
+            ) from None
+        return model.to(self.device).eval()
+
+    def vision(self) -> Any:
+        with self._lock:
+            if self._vision is None:
+                self._vision = self._load("vision")
+            return self._vision
+
+    def text(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._text is None:
+                from transformers import AutoTokenizer
+
+                try:
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+                except (OSError, ValueError) as exc:
+                    raise ModelUnavailable(
+                        f"Cannot load the tokenizer in {self.folder}: {_first_line(exc)}"
+                    ) from None
+                self._text = self._load("text")
+            return self._text, self._tokenizer
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        model = self.vision()
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+            batch = batch.to(self.device, dtype=self._dtype())
+            out = model(pixel_values=batch).image_embeds
+            return normalise(out.float().cpu().numpy())
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model, tokenizer = self.text()
+        with torch.inference_mode():
+            tokens = tokenizer(
+                list(texts), padding=True, truncation=True, max_length=77, return_tensors="pt"
+            )
+            tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+            out = model(**tokens).text_embeds
+            return normalise(out.float().cpu().numpy())
+
+    def logit_scale(self) -> float:
+        if self._logit_scale is None:
+            self._logit_scale = _read_logit_scale(self.folder) or math.exp(self._init_logit_scale)
+        return self._logit_scale
+
+
+def _quiet_transformers() -> None:
+    # transformers prints a per-weight report and progress bars on every load;
+    # ours are expected partial loads (one tower of a two-tower checkpoint).
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelUnavailable(f"{folder} is not a model folder: it has no config.json.") from None
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"The model's config.json in {folder} is unreadable: {exc}") from None
+    if config.get("model_type") != "clip":
+        raise ModelUnavailable(
+            f"The model in {folder} is a '{config.get('model_type')}' model, not CLIP."
+        )
+    return dict(config)
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> None:
+    if any(folder.glob("*.safetensors")):
+        return
+    if any(folder.glob("*.bin")):
+        if allow_pickle:
+            return
+        raise ModelUnavailable(
+            f"The model in {folder} has only pickle (.bin) weights, which can run code when "
+            "loaded. Convert it to safetensors, or pass --allow-pickle if you trust it."
+        )
+    raise ModelUnavailable(f"The model folder {folder} has no weights (*.safetensors).")
+
+
+def _read_logit_scale(folder: Path) -> float | None:
+    """The trained temperature, read straight from the weights without loading the model."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shard = json.loads(index.read_text())["weight_map"].get("logit_scale")
+            files = [folder / shard] if shard else files
+        except (OSError, ValueError, KeyError):
+            pass
+    for file in files:
+        try:
+            with safe_open(str(file), framework="np") as handle:
+                if "logit_scale" in handle.keys():
+                    return float(math.exp(float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])))
+        except (OSError, ValueError, RuntimeError):
+            continue
+    return None

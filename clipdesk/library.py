@@ -1,0 +1,190 @@
+"""One library: its database, its model, and the operations the CLI, service and GUI share.
+
+A Library belongs to the thread that opened it (it holds an SQLite connection);
+the encoder it loads may be shared with other Libraries through `encoder=`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .classify import Classification, LabelSet, classify_vectors
+from .encoder import Encoder, encode_images
+from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
+from .imaging import open_image
+from .indexer import Indexer, IndexReport, ProgressCallback
+from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
+from .search import Hit, Query, Searcher, TextCache
+from .store import Folder, ModelInfo, Store
+
+
+@dataclass(frozen=True)
+class LibraryOptions:
+    """How to open a library; plain data so it can be handed to other threads."""
+
+    db_path: Path
+    model: str | None = None  # None: the library's own model, else the default
+    device: str = "auto"
+    batch_size: int | None = None
+    allow_pickle: bool = False
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class ClassifiedImage:
+    path: str
+    result: Classification | None
+    error: str | None = None
+
+
+def real_path(path: str | Path) -> str:
+    """The absolute, symlink-free form under which files are stored."""
+    return os.path.realpath(os.path.expanduser(str(path)))
+
+
+class Library:
+    """A library database and the model that indexes and searches it."""
+
+    def __init__(
+        self,
+        options: LibraryOptions,
+        *,
+        create: bool = True,
+        encoder: Encoder | None = None,
+        text_cache: TextCache | None = None,
+    ) -> None:
+        self.options = options
+        self.store = Store(options.db_path, create=create)
+        self._encoder = encoder
+        self._encoder_lock = threading.Lock()
+        self.text_cache = text_cache or TextCache()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model --------------------------------------------------------------
+
+    def model_spec(self) -> ModelSpec:
+        """The model asked for, or the one this library was built with, or the default."""
+        if self.options.model:
+            return parse(self.options.model)
+        current = self.store.model()
+        return parse(current.model_id if current else DEFAULT_MODEL)
+
+    def check_model(self, *, reindex: bool = False) -> ModelSpec:
+        """Refuse, before loading anything, a model that differs from the library's."""
+        spec = self.model_spec()
+        current = self.store.model()
+        if current is not None and current.model_id != spec.model_id and not reindex:
+            raise ModelMismatch(
+                f"This library was indexed with the model '{current.model_id}', not "
+                f"'{spec.model_id}'. Leave out --model to use the library's model, or "
+                f"re-index with `clipdesk index --reindex --model {spec.model_id}`."
+            )
+        return spec
+
+    @property
+    def encoder(self) -> Encoder:
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(
+                    self.check_model(reindex=True),
+                    device=self.options.device,
+                    batch_size=self.options.batch_size,
+                    allow_pickle=self.options.allow_pickle,
+                )
+            return self._encoder
+
+    # -- indexing -----------------------------------------------------------
+
+    def index(
+        self,
+        paths: Sequence[str],
+        *,
+        reindex: bool = False,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IndexReport:
+        """Add folders (or, with none given, every known folder) and bring them up to date."""
+        self.check_model(reindex=reindex)
+        roots = [real_path(p) for p in paths] or [f.path for f in self.store.folders()]
+        for root in paths:
+            if not os.path.exists(root):
+                raise ClipdeskError(f"No folder at {root}.")
+            if not os.path.isdir(root):
+                raise ClipdeskError(f"{root} is a file; `clipdesk index` takes folders.")
+        indexer = Indexer(
+            self.store,
+            self.encoder,
+            workers=self.options.workers,
+            progress=progress,
+            cancel=cancel,
+            reindex=reindex,
+        )
+        return indexer.index(roots)
+
+    def folders(self) -> list[Folder]:
+        return self.store.folders()
+
+    def forget(self, path: str) -> int:
+        """Drop a folder and its images from the library (the photos are not touched)."""
+        root = real_path(path)
+        folder = self.store.folder_by_path(root) or self.store.folder_by_path(path)
+        if folder is None:
+            known = ", ".join(f.path for f in self.store.folders()) or "none"
+            raise ClipdeskError(f"{path} is not a folder of this library (its folders: {known}).")
+        return self.store.remove_folder(folder.path)
+
+    # -- search and classification ------------------------------------------
+
+    def searcher(self) -> Searcher:
+        self.check_model()
+        return Searcher(self.store, self.encoder, self.text_cache)
+
+    def search(self, query: Query) -> list[Hit]:
+        if self.store.model() is None:
+            return []
+        return self.searcher().search(query)
+
+    def classify(
+        self, paths: Sequence[str], labels: LabelSet
+    ) -> list[ClassifiedImage]:
+        """Label probabilities for each image, indexed or not; a bad file gets an error, not a crash."""
+        vectors: list[np.ndarray] = []
+        ok: list[int] = []
+        out: list[ClassifiedImage] = [ClassifiedImage(p, None, None) for p in paths]
+        searcher = Searcher(self.store, self.encoder, self.text_cache)
+        use_library = self.store.model() == ModelInfo(self.encoder.model_id, self.encoder.dim)
+        for index, path in enumerate(paths):
+            try:
+                if not os.path.exists(path):
+                    raise ClipdeskError(f"No image at {path}.")
+                if use_library:
+                    vector, _ = searcher.image_vector(real_path(path))
+                else:
+                    image, _ = open_image(path, min_side=self.encoder.image_size)
+                    vector = encode_images(self.encoder, [image])[0]
+            except ImageUnreadable as exc:
+                out[index] = ClassifiedImage(path, None, f"{path}: {exc}")
+                continue
+            except ClipdeskError as exc:
+                out[index] = ClassifiedImage(path, None, str(exc))
+                continue
+            vectors.append(vector)
+            ok.append(index)
+        results = classify_vectors(self.encoder, np.stack(vectors) if vectors else np.zeros((0, 1)), labels)
+        for index, result in zip(ok, results):
+            out[index] = ClassifiedImage(paths[index], result)
+        return out

@@ -1,0 +1,75 @@
+"""Walking photo folders: which image files exist, with their size and mtime.
+
+Policy: hidden files and folders are skipped, and symbolic links are never
+followed, so a link loop cannot trap the scan and nothing outside the folders
+the user chose is read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .imaging import supported_suffixes
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+ScanError = Callable[[str, str], None]
+"""Called with (path, reason) for a folder or file that could not be read."""
+
+
+def is_candidate(name: str, suffixes: frozenset[str]) -> bool:
+    """True for a visible file whose extension is an image format we read."""
+    if name.startswith("."):
+        return False
+    return os.path.splitext(name)[1].lower() in suffixes
+
+
+def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
+    """Every image file below root (recursively), in a stable order."""
+    suffixes = supported_suffixes()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(folder, f"cannot read folder: {exc.strerror or exc}")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and is_candidate(entry.name, suffixes):
+                    st = entry.stat(follow_symlinks=False)
+                    yield FileStat(entry.path, st.st_size, st.st_mtime_ns)
+            except OSError as exc:  # vanished or unreadable between listing and stat
+                if on_error is not None:
+                    on_error(entry.path, f"cannot read: {exc.strerror or exc}")
+        stack.extend(reversed(subfolders))
+
+
+def stat_file(path: str) -> FileStat | None:
+    """The current size and mtime of one file, or None if it is gone or not a regular file."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat_mod.S_ISREG(st.st_mode):
+        return None
+    return FileStat(path, st.st_size, st.st_mtime_ns)

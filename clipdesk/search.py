@@ -1,0 +1,131 @@
+"""Ranking images against a query: texts, example images, and texts to avoid.
+
+A query becomes one vector: the mean of what is wanted minus a share of the
+mean of what is not. Since every vector is unit length, ranking by that
+vector equals ranking by "similarity to the wanted minus similarity to the
+unwanted", so negatives push matching photos down without a second pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoder import Encoder, encode_images, normalise
+from .errors import ClipdeskError
+from .imaging import open_image
+from .store import Store
+
+NEGATIVE_WEIGHT = 0.5
+TEXT_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Query:
+    texts: tuple[str, ...] = ()
+    negatives: tuple[str, ...] = ()
+    like: tuple[str, ...] = ()  # example image paths, indexed or not
+    like_ids: tuple[int, ...] = ()  # example images already in the library
+    limit: int = 20
+    min_score: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.texts or self.like or self.like_ids)
+
+
+@dataclass(frozen=True)
+class Hit:
+    image_id: int
+    path: str
+    score: float
+
+
+@dataclass
+class TextCache:
+    """Recently used text vectors; thread-safe, as the GUI searches from a worker."""
+
+    size: int = TEXT_CACHE_SIZE
+    _items: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    hits: int = 0
+
+    def encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+            self.hits += len(texts) - len(missing)
+        if missing:
+            vectors = encoder.encode_texts(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors):
+                    self._items[text] = vector
+                    self._items.move_to_end(text)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        with self._lock:
+            out = []
+            for text in texts:
+                self._items.move_to_end(text)
+                out.append(self._items[text])
+        return np.stack(out) if out else np.zeros((0, encoder.dim), dtype=np.float32)
+
+
+class Searcher:
+    """Runs queries against one Store with one encoder (the model must match the library)."""
+
+    def __init__(self, store: Store, encoder: Encoder, text_cache: TextCache | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.text_cache = text_cache or TextCache()
+
+    def image_vector(self, path: str) -> tuple[np.ndarray, int | None]:
+        """The vector of an example image: from the library if indexed, else encoded now."""
+        record = self.store.image_by_path(str(Path(path).absolute()))
+        if record is not None:
+            vector = self.store.vector(record.id)
+            if vector is not None:
+                return vector, record.id
+        if not Path(path).is_file():
+            raise ClipdeskError(f"No image at {path}.")
+        image, _ = open_image(path, min_side=self.encoder.image_size)
+        return encode_images(self.encoder, [image])[0], None
+
+    def query_vector(self, query: Query) -> tuple[np.ndarray, set[int]]:
+        """The single vector a query ranks by, and the ids of example images to leave out."""
+        if query.is_empty():
+            raise ClipdeskError("Nothing to search for: give some words or an example image.")
+        wanted: list[np.ndarray] = []
+        exclude: set[int] = set()
+        if query.texts:
+            wanted.extend(self.text_cache.encode(self.encoder, list(query.texts)))
+        for path in query.like:
+            vector, image_id = self.image_vector(path)
+            wanted.append(vector)
+            if image_id is not None:
+                exclude.add(image_id)
+        for image_id in query.like_ids:
+            vector = self.store.vector(image_id)
+            if vector is not None:
+                wanted.append(vector)
+                exclude.add(image_id)
+        if not wanted:
+            raise ClipdeskError("None of the example images is in the library any more.")
+        target = normalise(np.mean(wanted, axis=0))
+        if query.negatives:
+            avoid = normalise(self.text_cache.encode(self.encoder, list(query.negatives)).mean(axis=0))
+            target = target - NEGATIVE_WEIGHT * avoid
+        return normalise(target), exclude
+
+    def search(self, query: Query) -> list[Hit]:
+        """Best matches first, at most query.limit, none below query.min_score."""
+        vector, exclude = self.query_vector(query)
+        pairs = self.store.knn(vector, query.limit + len(exclude))
+        pairs = [(i, s) for i, s in pairs if i not in exclude][: query.limit]
+        if query.min_score is not None:
+            pairs = [(i, s) for i, s in pairs if s >= query.min_score]
+        records = self.store.images(i for i, _ in pairs)
+        return [Hit(i, records[i].path, s) for i, s in pairs if i in records]

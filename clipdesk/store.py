@@ -1,0 +1,552 @@
+"""The library database: folders, images and their vectors in one SQLite file.
+
+One Store per thread (SQLite connections are not shared). Vectors live in a
+sqlite-vec ``vec0`` table; apsw is used because it bundles an SQLite that can
+load extensions everywhere, unlike the system Python's sqlite3 on many machines.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+
+from .errors import LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
+from .paths import display, from_db, to_db
+
+SCHEMA_VERSION = 1
+APP_ID = "clipdesk"
+BUSY_TIMEOUT_MS = 15_000
+# sqlite-vec refuses k above this in one KNN query.
+MAX_KNN = 4096
+
+_SCHEMA_V1 = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE folders(
+    id INTEGER PRIMARY KEY,
+    path NOT NULL UNIQUE,          -- TEXT, or BLOB for names that are not UTF-8
+    added_at REAL NOT NULL
+);
+CREATE TABLE images(
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    path NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    taken_at TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX images_hash ON images(hash);
+CREATE INDEX images_folder ON images(folder_id);
+"""
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    path: str
+    added_at: float
+    image_count: int = 0
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """What the indexer compares with the disk to decide whether a file changed."""
+
+    id: int
+    path: str
+    folder_id: int
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    path: str
+    folder_id: int
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int | None
+    height: int | None
+    taken_at: str | None
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image ready to be written: its file facts, metadata and vector."""
+
+    folder_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int | None
+    height: int | None
+    taken_at: str | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    dim: int
+
+
+@contextmanager
+def translate_errors(db_path: str) -> Iterator[None]:
+    """Turn SQLite's failures into errors with a sentence a user can act on."""
+    try:
+        yield
+    except apsw.BusyError:
+        raise LibraryBusy(
+            f"The library {db_path} is busy: another clipdesk process is writing to it. "
+            "Try again in a moment."
+        ) from None
+    except (apsw.NotADBError, apsw.CorruptError):
+        raise LibraryCorrupt(
+            f"The library {db_path} is damaged or is not a clipdesk library. "
+            "Run `clipdesk rebuild` to start a new one (the old file is kept as a backup)."
+        ) from None
+    except apsw.FullError:
+        raise LibraryError(
+            f"The disk holding {db_path} is full; free some space and try again. "
+            "Nothing already saved was lost."
+        ) from None
+    except apsw.ReadOnlyError:
+        raise LibraryError(f"The library {db_path} is read-only; cannot write to it.") from None
+    except apsw.CantOpenError:
+        raise LibraryError(f"Cannot open the library {db_path}: check the path and its permissions.") from None
+    except apsw.IOError as exc:
+        raise LibraryError(f"Disk error while using the library {db_path}: {exc}") from None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite does."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+class Store:
+    """A connection to one library. Use from the thread that opened it."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            if not self.path.exists():
+                if not create:
+                    raise LibraryError(f"No library at {self.path}: index a folder first.")
+                _create_private_file(self.path)
+            elif self.path.is_dir():
+                raise LibraryError(f"{self.path} is a folder, not a library file.")
+        with translate_errors(str(self.path)):
+            self.conn = apsw.Connection(str(path))
+            self.conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            self._load_vec()
+            self._pragmas()
+            self._migrate()
+        self._vec_dim = self._read_vec_dim()
+
+    # -- connection set-up -------------------------------------------------
+
+    def _load_vec(self) -> None:
+        import sqlite_vec
+
+        try:
+            self.conn.enable_load_extension(True)
+            self.conn.load_extension(sqlite_vec.loadable_path())
+        except apsw.Error as exc:
+            raise LibraryError(f"Cannot load the sqlite-vec extension: {exc}") from None
+
+    def _pragmas(self) -> None:
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        del mode  # ':memory:' answers 'memory'; files answer 'wal'
+        # NORMAL in WAL mode never corrupts; at worst the last commit before a
+        # power cut is lost, which the next index run redoes.
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LibraryError(
+                f"The library {self.path} was made by a newer clipdesk (schema {version}); "
+                "update clipdesk to open it."
+            )
+        if version == 0:
+            tables = self.conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+            if tables:
+                raise LibraryCorrupt(
+                    f"{self.path} is an SQLite database but not a clipdesk library; "
+                    "choose another --db path."
+                )
+            with self._transaction():
+                self.conn.execute(_SCHEMA_V1)
+                self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            if row is None or row[0] != APP_ID:
+                raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two writers queue on the
+        # busy timeout instead of deadlocking when a reader upgrades.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One atomic write transaction; SQLite errors become LibraryErrors."""
+        with translate_errors(str(self.path)), self._transaction():
+            yield
+
+    def _query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with translate_errors(str(self.path)):
+            return list(self.conn.execute(sql, params))
+
+    # -- meta and model -----------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def model(self) -> ModelInfo | None:
+        """The model whose vectors this library holds, if any."""
+        model_id, dim = self.meta("model_id"), self.meta("model_dim")
+        return ModelInfo(model_id, int(dim)) if model_id and dim else None
+
+    def _read_vec_dim(self) -> int | None:
+        info = self.model()
+        return info.dim if info else None
+
+    def bind_model(self, model_id: str, dim: int, *, reindex: bool = False) -> None:
+        """Record the model for this library; refuse another unless reindex drops the old vectors."""
+        current = self.model()
+        if current == ModelInfo(model_id, dim):
+            return
+        if current is not None and not reindex:
+            raise ModelMismatch(
+                f"This library was indexed with the model '{current.model_id}', not "
+                f"'{model_id}'. Use --model {current.model_id}, or re-index with "
+                f"`clipdesk index --reindex --model {model_id}`."
+            )
+        with self.write():
+            self.conn.execute("DROP TRIGGER IF EXISTS images_drop_vector")
+            self.conn.execute("DROP TABLE IF EXISTS vectors")
+            # Images whose vectors came from another model must be encoded again.
+            self.conn.execute("DELETE FROM images")
+            self.conn.execute(
+                "CREATE VIRTUAL TABLE vectors USING vec0("
+                f"image_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine)"
+            )
+            self.conn.execute(
+                "CREATE TRIGGER images_drop_vector AFTER DELETE ON images "
+                "BEGIN DELETE FROM vectors WHERE image_id = old.id; END"
+            )
+            self._set_meta("model_id", model_id)
+            self._set_meta("model_dim", str(int(dim)))
+        self._vec_dim = int(dim)
+
+    # -- folders ------------------------------------------------------------
+
+    def folders(self) -> list[Folder]:
+        rows = self._query(
+            "SELECT f.id, f.path, f.added_at, count(i.id) FROM folders f "
+            "LEFT JOIN images i ON i.folder_id = f.id GROUP BY f.id ORDER BY f.path"
+        )
+        return [Folder(r[0], from_db(r[1]), r[2], r[3]) for r in rows]
+
+    def folder_by_path(self, path: str) -> Folder | None:
+        rows = self._query("SELECT id, path, added_at FROM folders WHERE path = ?", (to_db(path),))
+        return Folder(rows[0][0], from_db(rows[0][1]), rows[0][2]) if rows else None
+
+    def folder_containing(self, path: str) -> Folder | None:
+        """The library folder that covers this path (itself or an ancestor)."""
+        best: Folder | None = None
+        for folder in self.folders():
+            if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
+                best = folder
+        return best
+
+    def add_folder(self, path: str) -> Folder:
+        """Remember a folder; a folder inside one already known is covered by it.
+
+        Adding a parent of known folders takes their images over, so each photo
+        belongs to exactly one folder.
+        """
+        covering = self.folder_containing(path)
+        if covering is not None:
+            return covering
+        with self.write():
+            self.conn.execute(
+                "INSERT INTO folders(path, added_at) VALUES (?, ?)", (to_db(path), time.time())
+            )
+            new_id = self.conn.last_insert_rowid()
+            for folder in self.folders():
+                if folder.id != new_id and _is_within(folder.path, path):
+                    self.conn.execute(
+                        "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
+                    )
+                    self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+        folder = self.folder_by_path(path)
+        assert folder is not None
+        return folder
+
+    def remove_folder(self, path: str) -> int:
+        """Forget a folder and its images; returns how many images were dropped."""
+        folder = self.folder_by_path(path)
+        if folder is None:
+            return 0
+        with self.write():
+            count = self.conn.execute(
+                "SELECT count(*) FROM images WHERE folder_id = ?", (folder.id,)
+            ).fetchone()[0]
+            self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+        return int(count)
+
+    # -- images -------------------------------------------------------------
+
+    def image_states(self, folder_id: int) -> dict[str, ImageState]:
+        """Every image of a folder by path, for comparing with a fresh scan."""
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE folder_id = ?",
+            (folder_id,),
+        )
+        return {
+            from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
+        }
+
+    def hash_index(self) -> dict[str, int]:
+        """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
+        return {h: i for i, h in self._query("SELECT id, hash FROM images")}
+
+    def image(self, image_id: int) -> ImageRecord | None:
+        rows = self._query(_IMAGE_SELECT + " WHERE id = ?", (image_id,))
+        return _record(rows[0]) if rows else None
+
+    def image_by_path(self, path: str) -> ImageRecord | None:
+        rows = self._query(_IMAGE_SELECT + " WHERE path = ?", (to_db(path),))
+        return _record(rows[0]) if rows else None
+
+    def images(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
+        """Records for many ids at once (for decorating search results)."""
+        id_list = list(ids)
+        out: dict[int, ImageRecord] = {}
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(_IMAGE_SELECT + f" WHERE id IN ({marks})", chunk):
+                out[row[0]] = _record(row)
+        return out
+
+    def count_images(self) -> int:
+        return int(self._query("SELECT count(*) FROM images")[0][0])
+
+    # The writers below expect to run inside `with store.write():`.
+
+    def insert_image(self, image: NewImage, vector: np.ndarray) -> int:
+        self.conn.execute(
+            "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                image.folder_id,
+                to_db(image.path),
+                image.size,
+                image.mtime_ns,
+                image.hash,
+                image.width,
+                image.height,
+                image.taken_at,
+                time.time(),
+            ),
+        )
+        image_id = self.conn.last_insert_rowid()
+        self.conn.execute(
+            "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)",
+            (image_id, _blob(vector)),
+        )
+        return int(image_id)
+
+    def replace_image(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
+        """New content at a known path: new facts and a new vector, same id."""
+        self.conn.execute(
+            "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
+            "height = ?, taken_at = ?, indexed_at = ? WHERE id = ?",
+            (
+                image.folder_id,
+                image.size,
+                image.mtime_ns,
+                image.hash,
+                image.width,
+                image.height,
+                image.taken_at,
+                time.time(),
+                image_id,
+            ),
+        )
+        self.conn.execute("DELETE FROM vectors WHERE image_id = ?", (image_id,))
+        self.conn.execute(
+            "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)", (image_id, _blob(vector))
+        )
+
+    def update_file(self, image_id: int, path: str, folder_id: int, size: int, mtime_ns: int) -> None:
+        """A file moved, renamed or touched without its content changing: the vector stays."""
+        self.conn.execute(
+            "UPDATE images SET path = ?, folder_id = ?, size = ?, mtime_ns = ? WHERE id = ?",
+            (to_db(path), folder_id, size, mtime_ns, image_id),
+        )
+
+    def delete_images(self, ids: Iterable[int]) -> None:
+        # The images_drop_vector trigger removes their vectors too.
+        self.conn.executemany("DELETE FROM images WHERE id = ?", ((i,) for i in ids))
+
+    def delete_image_at(self, path: str) -> bool:
+        cursor = self.conn.execute("DELETE FROM images WHERE path = ? RETURNING id", (to_db(path),))
+        return cursor.fetchone() is not None
+
+    # -- vectors ------------------------------------------------------------
+
+    def vector(self, image_id: int) -> np.ndarray | None:
+        rows = self._query("SELECT embedding FROM vectors WHERE image_id = ?", (image_id,))
+        return np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+
+    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids, vectors) in chunks, for building an in-memory index."""
+        last = -1
+        while True:
+            rows = self._query(
+                "SELECT image_id, embedding FROM vectors WHERE image_id > ? "
+                "ORDER BY image_id LIMIT ?",
+                (last, batch),
+            )
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vecs.reshape(len(rows), -1)
+            last = int(ids[-1])
+
+    def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
+        if self._vec_dim is None or k <= 0:
+            return []
+        k = min(k, MAX_KNN)
+        rows = self._query(
+            "SELECT image_id, distance FROM vectors WHERE embedding MATCH ? AND k = ? "
+            "ORDER BY distance",
+            (_blob(query), k),
+        )
+        return [(int(i), 1.0 - float(d)) for i, d in rows]
+
+    # -- health -------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (to refresh cached indexes)."""
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def integrity(self) -> str:
+        """'ok', or a description of what is wrong with the database."""
+        try:
+            problems = [r[0] for r in self._query("PRAGMA quick_check") if r[0] != "ok"]
+            if problems:
+                return "; ".join(problems[:5])
+            if self._vec_dim is None:
+                return "ok"
+            orphans = self._query(
+                "SELECT count(*) FROM vectors WHERE image_id NOT IN (SELECT id FROM images)"
+            )[0][0]
+            missing = self._query(
+                "SELECT count(*) FROM images WHERE id NOT IN (SELECT image_id FROM vectors)"
+            )[0][0]
+            dupes = self._query(
+                "SELECT count(*) FROM (SELECT path FROM images GROUP BY path HAVING count(*) > 1)"
+            )[0][0]
+        except LibraryError as exc:
+            return str(exc)
+        found = []
+        if orphans:
+            found.append(f"{orphans} vectors without an image")
+        if missing:
+            found.append(f"{missing} images without a vector")
+        if dupes:
+            found.append(f"{dupes} paths stored twice")
+        return "; ".join(found) or "ok"
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the main file (on clean shutdown)."""
+        with translate_errors(str(self.path)):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+_IMAGE_SELECT = (
+    "SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at FROM images"
+)
+
+
+def _record(row: tuple[Any, ...]) -> ImageRecord:
+    return ImageRecord(
+        id=row[0],
+        path=from_db(row[1]),
+        folder_id=row[2],
+        size=row[3],
+        mtime_ns=row[4],
+        hash=row[5],
+        width=row[6],
+        height=row[7],
+        taken_at=row[8],
+    )
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+__all__ = [
+    "Folder",
+    "ImageRecord",
+    "ImageState",
+    "ModelInfo",
+    "NewImage",
+    "Store",
+    "display",
+    "translate_errors",
+]

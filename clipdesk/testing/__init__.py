@@ -1,0 +1,1 @@
+"""Deterministic stand-ins for CLIP, used by the tests and for diagnostics."""
