@@ -94,6 +94,8 @@ class Preprocessing:
         )
 
     def __call__(self, image: Image.Image) -> np.ndarray:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         width, height = image.size
         scale = self.shortest_edge / min(width, height)
         new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
