@@ -373,6 +373,13 @@ class Store:
             from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
         }
 
+    def images_with_hash(self, digest: str) -> list[ImageState]:
+        """Every image holding this content."""
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE hash = ?", (digest,)
+        )
+        return [ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
     def hash_index(self) -> dict[str, int]:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
         return {h: i for i, h in self._query("SELECT id, hash FROM images")}
