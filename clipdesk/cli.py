@@ -303,9 +303,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not os.path.isdir(path):
             raise ClipdeskError(f"No folder at {path}." if not os.path.exists(path) else f"{path} is a file; give a folder.")
     if not args.paths:
-        with Store(args.db) as store:
+        no_folders = ClipdeskError("No folders to watch: give one, e.g. `clipdesk watch ~/Pictures`.")
+        if not Path(args.db).exists():
+            raise no_folders
+        with Store(args.db, create=False) as store:
             if not store.folders():
-                raise ClipdeskError("No folders to watch: give one, e.g. `clipdesk watch ~/Pictures`.")
+                raise no_folders
     stop = threading.Event()
     log = _EventLog()
     service = IndexService(
