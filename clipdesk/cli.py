@@ -332,13 +332,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.line(f"watching {display(str(args.db))}; press Ctrl-C to stop")
         while not stop.wait(0.5):
             if not service.running or log.fatal:
-                break  # nothing to do without a model: say so and exit
+                break  # the library cannot be opened, or there is no model: said above
         log.line("stopping…")
         service.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if not log.fatal else 1
+    # Ended by a signal: a clean stop. Ended by itself: it could not go on (logged above).
+    return 0 if stop.is_set() else 1
 
 
 class _EventLog:

@@ -392,9 +392,11 @@ class IndexService:
 
     def _on_changes(self, changed: list[str], gone: list[str]) -> None:
         total = len(changed) + len(gone)
-        single = (changed + gone)[0] if total == 1 else None
-        self._emit(ServiceEvent("queued", folder=self._root_of(single) if single else None,
-                                path=single, total=total))
+        roots = {self._root_of(p) for p in changed + gone}
+        self._emit(ServiceEvent(
+            "queued", folder=roots.pop() if len(roots) == 1 else None,
+            path=(changed + gone)[0] if total == 1 else None, total=total,
+        ))
         self._enqueue(_Work("changes", changed=changed, gone=gone))
 
     def _on_reconcile_needed(self, root: str) -> None:
@@ -594,8 +596,12 @@ class IndexService:
             self._refresh(store, publish=False)
             self._sync_watchers(store)  # watch first, so nothing changed while indexing is missed
             self._publish()
-        if root is not None and (store.folder_containing(root) is None or not os.path.isdir(root)):
-            return  # removed meanwhile, or missing (the watcher reports that; photos are kept)
+        if root is not None and store.folder_containing(root) is None:
+            if work.kind == "reindex":
+                raise ClipdeskError(f"{root} is not a folder of this library.")
+            return  # removed meanwhile
+        if root is not None and not os.path.isdir(root):
+            return  # missing: the watcher reports it, and its photos are kept
         paths = [root] if root is not None else work.changed + work.gone
         concerned = sorted({r for r in map(self._root_of, paths) if r is not None})
         rate = _Rate()

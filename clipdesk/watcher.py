@@ -144,6 +144,8 @@ class ChangeBuffer:
     _touched: dict[str, _Touched] = field(default_factory=dict)
     _dirs: dict[str, float] = field(default_factory=dict)
     _gone: dict[str, _Gone] = field(default_factory=dict)
+    # Recently handed-over files, so scanning a folder that just arrived does not hand them over twice.
+    _released: dict[str, tuple[tuple[int, int] | None, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -202,9 +204,11 @@ class ChangeBuffer:
         for d in dirs:
             # Files in a folder that arrived whole raise no events of their own.
             for stat in scan(d):
+                key = (stat.size, stat.mtime_ns)
                 with self._lock:
-                    if stat.path not in self._touched:
-                        self._touched[stat.path] = _Touched((stat.size, stat.mtime_ns), now, now)
+                    released = self._released.get(stat.path)
+                    if stat.path not in self._touched and (released is None or released[0] != key):
+                        self._touched[stat.path] = _Touched(key, now, now)
         with self._lock:
             items = list(self._touched.items())
         looks = {path: stat_file(path) for path, _ in items}
@@ -220,8 +224,11 @@ class ChangeBuffer:
                     entry.key, entry.stable_since = key, now
                 elif now - entry.stable_since >= self.debounce and now - entry.last_event >= self.debounce:
                     del self._touched[path]
+                    self._released[path] = (key, now)
                     # A file that vanished again is handed over too: the indexer drops it.
                     changed.append(path)
+            horizon = now - 10 * max(self.debounce, 1.0)
+            self._released = {p: r for p, r in self._released.items() if r[1] >= horizon}
             for path, entry in list(self._gone.items()):
                 if now - entry.since < self.debounce or self._waits_for(entry.partner):
                     continue
@@ -463,10 +470,14 @@ class Watcher:
         changed, gone = self.buffer.take_settled()
         if not changed and not gone:
             return
-        with self._lock:
-            present = [f.root for f in self._folders.values() if f.state in ("watching", "polling")]
         # Never report deletions under a folder that is not there: an unmounted
-        # share looks like an empty folder, and its photos must be kept.
+        # share looks like an empty folder, and its photos must be kept. Look
+        # now, not at the last health check: the share may have gone since.
+        with self._lock:
+            present = [
+                f.root for f in self._folders.values()
+                if f.state in ("watching", "polling") and self._present(f)
+            ]
         gone = [p for p in gone if any(_within(p, r) for r in present)]
         changed = [p for p in changed if any(_within(p, r) for r in present)]
         if changed or gone:

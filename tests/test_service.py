@@ -344,7 +344,7 @@ def test_search_from_another_thread_and_process_while_indexing(
     hits = search(service, "red")
     waited = time.monotonic() - began
     assert hits[0] in {str(photos / n) for n in ("red1.jpg", "red2.png", "trip/red3.jpg")}
-    assert waited < 1.0, f"search waited {waited:.2f} s behind indexing"
+    assert waited < 2.0, f"search waited {waited:.2f} s behind indexing"
     assert len(view.paths()) < 408  # still indexing
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), PYTHONWARNINGS="ignore")
     out = subprocess.run(
