@@ -73,7 +73,7 @@ def indexed(db: Path, names: list[str]) -> int:
 def search_finds(env: dict[str, str], db: Path, text: str, name: str) -> bool:
     out = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "search", text, "-n", "600", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     return out.returncode == 0 and any(h["path"].endswith(name) for h in json.loads(out.stdout or "[]"))
 

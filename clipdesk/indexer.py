@@ -218,10 +218,10 @@ class Indexer:
 
         missing: dict[str, ImageState] = {}
         gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
-        for folder_id in {f for f in map(folder_of, gone_set) if f is not None}:
-            for path, state in states[folder_id].items():
+        for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
+            for path, known in states[gone_folder].items():
                 if _under_any(path, gone_set) and stat_file(path) is None:
-                    missing[path] = state
+                    missing[path] = known
         jobs = []
         for path in dict.fromkeys(changed):
             folder_id = folder_of(path)

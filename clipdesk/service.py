@@ -484,14 +484,14 @@ class IndexService:
 
         service = self
 
-        class Bar(tqdm):  # type: ignore[misc, type-arg]
+        class Bar(tqdm):  # type: ignore[misc]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 kwargs["file"] = io.StringIO()
                 kwargs.pop("name", None)
                 super().__init__(*args, **kwargs)
 
             def update(self, n: float | None = 1) -> bool | None:
-                out = super().update(n)
+                out: bool | None = super().update(n)
                 service._emit(
                     ServiceEvent(
                         "model", state="downloading", done=int(self.n), total=int(self.total or 0),
@@ -681,7 +681,7 @@ class IndexService:
                                     raise ClipdeskError("The indexing service has stopped.")
                             library = Library(self.options, encoder=self._encoder)
                         future.set_result(fn(library))
-                    except BaseException as exc:  # handed to the caller through the Future
+                    except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
                         future.set_exception(exc)
                 finally:
                     self._interactive_done()

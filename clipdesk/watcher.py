@@ -116,7 +116,7 @@ def native_observer() -> BaseObserver:
     """The platform's event-based observer (a seam for tests)."""
     from watchdog.observers import Observer
 
-    return Observer()  # type: ignore[no-any-return]
+    return Observer()
 
 
 # -- debouncing ----------------------------------------------------------------
@@ -218,19 +218,19 @@ class ChangeBuffer:
             for path, entry in items:
                 if self._touched.get(path) is not entry:
                     continue  # replaced meanwhile
-                stat = looks[path]
-                key = (stat.size, stat.mtime_ns) if stat else None
-                if key != entry.key:
-                    entry.key, entry.stable_since = key, now
+                look = looks[path]
+                now_key = (look.size, look.mtime_ns) if look else None
+                if now_key != entry.key:
+                    entry.key, entry.stable_since = now_key, now
                 elif now - entry.stable_since >= self.debounce and now - entry.last_event >= self.debounce:
                     del self._touched[path]
-                    self._released[path] = (key, now)
+                    self._released[path] = (now_key, now)
                     # A file that vanished again is handed over too: the indexer drops it.
                     changed.append(path)
             horizon = now - 10 * max(self.debounce, 1.0)
             self._released = {p: r for p, r in self._released.items() if r[1] >= horizon}
-            for path, entry in list(self._gone.items()):
-                if now - entry.since < self.debounce or self._waits_for(entry.partner):
+            for path, left in list(self._gone.items()):
+                if now - left.since < self.debounce or self._waits_for(left.partner):
                     continue
                 del self._gone[path]
                 gone.append(path)
@@ -577,8 +577,8 @@ def _quiet_stop(observer: Any) -> None:
 
 
 __all__ = [
-    "ChangeBuffer",
     "NETWORK_FILESYSTEMS",
+    "ChangeBuffer",
     "Watcher",
     "filesystem_type",
     "native_observer",

@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
+from watchutil import CountingEncoder, tiny_image, wait_for
+from watchutil import Library as View
 
 from clipdesk import watcher as watcher_mod
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.search import Query
 from clipdesk.service import IndexService, ServiceEvent
 from clipdesk.store import Store
-
-from conftest import make_photo
-from watchutil import CountingEncoder, Library as View, tiny_image, wait_for
 
 Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
 
@@ -80,7 +80,7 @@ def search(service: IndexService, text: str) -> list[str]:
 
 
 def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: View) -> None:
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     make_photo(photos / "new" / "purple.jpg", "purple")
     wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
     assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
@@ -220,7 +220,7 @@ def test_changes_made_while_stopped_are_found_at_start(
     (photos / "blue2.bmp").unlink()
     (photos / "red1.jpg").rename(photos / "trip" / "red1-moved.jpg")
     encoded = encoder.count
-    service, events = make_service()
+    service, _events = make_service()
     service.start()
     wait_for(lambda: str(photos / "while-away.png") in view.paths()
              and str(photos / "trip" / "red1-moved.jpg") in view.paths()
@@ -231,7 +231,7 @@ def test_changes_made_while_stopped_are_found_at_start(
 
 
 def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     status = service.folders()[0]
     assert status.state == "polling" and "polling" in (status.message or "")
     make_photo(photos / "polled.png", "purple")
@@ -274,7 +274,7 @@ def test_inotify_limit_falls_back_to_polling(
 def test_vanished_folder_is_reported_photos_kept_and_watched_again(
     make_service: Factory, photos: Path, view: View, tmp_path: Path
 ) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     away = tmp_path / "unmounted"
     photos.rename(away)  # like a share going away: the polling observer dies
     wait_for(lambda: service.folders()[0].state == "missing", what="missing state")
@@ -290,7 +290,7 @@ def test_vanished_folder_is_reported_photos_kept_and_watched_again(
 def test_dead_polling_observer_is_restarted(
     make_service: Factory, photos: Path, view: View
 ) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     folder = service._watcher._folders[str(photos)]
     assert folder.observer is not None
     for emitter in list(folder.observer.emitters):
@@ -349,13 +349,13 @@ def test_search_from_another_thread_and_process_while_indexing(
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), PYTHONWARNINGS="ignore")
     out = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "search", "green", "-n", "2"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "green" in out.stdout.splitlines()[0]
     status = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "status", "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert status.returncode == 0, status.stderr
     wait_for(lambda: len(view.paths()) == 408, timeout=60, what="bulk done")
@@ -372,7 +372,7 @@ def test_added_folder_goes_before_a_running_reconcile(
     with Store(db) as store:
         store.add_folder(str(big))  # known, not yet indexed: start-up reconcile has 200 to do
     slow = CountingEncoder(delay=0.05, batch_size=8)
-    service, events = make_service(encoder=slow)
+    service, _events = make_service(encoder=slow)
     service.start()
     wait_for(lambda: slow.count >= 8, what="reconcile under way")
     service.add_folder(str(small))
@@ -401,7 +401,7 @@ def test_remove_folder_forgets_or_keeps_photos(
 ) -> None:
     other = tmp_path / "other"
     make_photo(other / "o.png", "white")
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     service.add_folder(str(other))
     wait_for(lambda: len(view.paths()) == 9, what="second folder")
     service.remove_folder(str(other), forget=True)
@@ -422,7 +422,7 @@ def test_remove_folder_forgets_or_keeps_photos(
 def test_reindex_folder_rehashes_and_keeps_unchanged_vectors(
     make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
 ) -> None:
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     target = photos / "red1.jpg"
     st = target.stat()
     make_photo(target, "black")  # new content...
