@@ -321,6 +321,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
 
     def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            # Asked twice: leave now. Each batch is one transaction, so the
+            # library stays whole; the batch in progress is redone next time.
+            raise KeyboardInterrupt
         stop.set()
 
     # Ctrl-C and SIGTERM end the loop below; the service then stops cleanly.

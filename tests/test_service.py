@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from conftest import COLOUR_MODEL, make_photo
 from watchutil import CountingEncoder, tiny_image, wait_for
 from watchutil import Library as View
 
 from clipdesk import watcher as watcher_mod
+from clipdesk.errors import ClipdeskError
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.search import Query
 from clipdesk.service import IndexService, ServiceEvent
@@ -453,3 +454,57 @@ def test_add_folder_refuses_a_missing_folder(make_service: Factory, tmp_path: Pa
     service, _ = make_service()
     with pytest.raises(ClipdeskError, match="No folder"):
         service.add_folder(str(tmp_path / "nope"))
+
+
+def _can_mount(path: Path) -> bool:
+    path.mkdir(exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "none", str(path)], capture_output=True, check=False).returncode == 0
+    if ok:
+        subprocess.run(["umount", str(path)], check=True)
+    return ok
+
+
+@pytest.mark.parametrize("force_polling", [False, True])
+def test_unmounted_share_keeps_its_photos(
+    make_service: Factory, tmp_path: Path, view: View, force_polling: bool
+) -> None:
+    share = tmp_path / "share"
+    if not sys.platform.startswith("linux") or not _can_mount(share):
+        pytest.skip("needs permission to mount a tmpfs (root in a container)")
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
+    try:
+        for colour in ("red", "green", "blue"):
+            make_photo(share / f"{colour}.jpg", colour)
+        service, _ = started(make_service, share, view, 3, force_polling=force_polling)
+        subprocess.run(["umount", str(share)], check=True)  # the mount point stays, empty
+        wait_for(lambda: service.folders()[0].state == "missing", what="missing after unmount")
+        time.sleep(1.0)  # a poll of the empty mount point, and a debounce, have passed
+        assert len(view.paths()) == 3
+        subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
+        for colour in ("red", "green", "blue", "white"):
+            make_photo(share / f"{colour}.jpg", colour)
+        wait_for(lambda: len(view.paths()) == 4, what="reconciled after the share came back")
+        assert service.folders()[0].state == ("polling" if force_polling else "watching")
+    finally:
+        subprocess.run(["umount", str(share)], capture_output=True, check=False)
+
+
+def test_without_a_model_it_says_so_and_still_answers(
+    db: Path, photos: Path, tmp_path: Path
+) -> None:
+    with Library(LibraryOptions(db_path=db, model=COLOUR_MODEL)) as library:
+        library.index([str(photos)])
+    events: list[ServiceEvent] = []
+    options = LibraryOptions(db_path=db, model=str(tmp_path / "no-such-model"))
+    service = IndexService(options, on_event=events.append, debounce=0.2)
+    service.start()
+    try:
+        wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
+        message = next(e.message for e in events if e.kind == "model" and e.state == "unavailable")
+        assert message and "No model folder" in message
+        assert service.submit(lambda lib: lib.store.count_images()).result(10) == 8  # no model needed
+        assert [f.state for f in service.folders()] == ["error"]
+        with pytest.raises(ClipdeskError, match="No model folder"):
+            service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
+    finally:
+        service.stop()
