@@ -228,12 +228,18 @@ class IndexService:
     # -- folders ----------------------------------------------------------------
 
     def add_folder(self, path: str) -> None:
-        """Remember a folder, index it before anything else, and watch it."""
+        """Remember a folder, index it before anything else, and watch it.
+
+        A path that is not a folder is reported as an "error" event (the caller
+        may be a GUI slot, where an exception would only reach a log).
+        """
         root = real_path(path)
-        if not os.path.exists(root):
-            raise ClipdeskError(f"No folder at {path}.")
         if not os.path.isdir(root):
-            raise ClipdeskError(f"{path} is a file; choose a folder of photos.")
+            problem = f"{path} is a file; choose a folder of photos." if os.path.exists(root) else (
+                f"No folder at {path}."
+            )
+            self._emit(ServiceEvent("error", folder=path, message=problem))
+            return
         self._enqueue(_Work("add", root))
 
     def remove_folder(self, path: str, *, forget: bool = True) -> None:

@@ -448,12 +448,13 @@ def test_interactive_errors_land_in_the_future(make_service: Factory, photos: Pa
         service.submit(lambda lib: 1).result(5)
 
 
-def test_add_folder_refuses_a_missing_folder(make_service: Factory, tmp_path: Path) -> None:
-    from clipdesk.errors import ClipdeskError
-
-    service, _ = make_service()
-    with pytest.raises(ClipdeskError, match="No folder"):
-        service.add_folder(str(tmp_path / "nope"))
+def test_add_folder_reports_a_missing_folder(make_service: Factory, tmp_path: Path) -> None:
+    service, events = make_service()
+    service.add_folder(str(tmp_path / "nope"))
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    service.add_folder(str(tmp_path / "file.jpg"))
+    errors = [e.message or "" for e in events if e.kind == "error"]
+    assert "No folder at" in errors[0] and "is a file" in errors[1]
 
 
 def _can_mount(path: Path) -> bool:
