@@ -509,3 +509,15 @@ def test_without_a_model_it_says_so_and_still_answers(
             service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
     finally:
         service.stop()
+
+
+def test_periodic_reconcile_finds_what_the_watcher_missed(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    # Polling once a minute: within the test only the periodic reconcile can see the change.
+    service, events = started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
+                              reconcile_interval=0.5)
+    make_photo(photos / "missed.png", "purple")
+    (photos / "blue1.jpg").unlink()
+    wait_for(lambda: str(photos / "missed.png") in view.paths()
+             and str(photos / "blue1.jpg") not in view.paths(), what="periodic reconcile")
