@@ -142,6 +142,7 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
+        self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
     # -- planning -----------------------------------------------------------
@@ -427,8 +428,14 @@ class Indexer:
         one in another folder); this keeps the vector and id instead of making
         a copy and deleting the original afterwards.
         """
+        if self._folder_roots is None:
+            self._folder_roots = {f.id: f.path for f in self.store.folders()}
+        roots = self._folder_roots
         for state in self.store.images_with_hash(digest):
-            if state.id not in claimed and state.path != path and stat_file(state.path) is None:
+            if state.id in claimed or state.path == path or stat_file(state.path) is not None:
+                continue
+            # A photo on an unplugged drive is not gone: leave it where it is.
+            if os.path.isdir(roots.get(state.folder_id, "")):
                 return state
         return None
 
