@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .encoder import Encoder
-from .errors import ClipdeskError
+from .errors import ClipdeskError, ModelUnavailable
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
 from .models import load_encoder
@@ -546,6 +546,13 @@ class IndexService:
                 ))
             else:
                 self._index(library, self._encoder, work)
+        except ModelUnavailable as exc:
+            # Weights load at the first encode, so a broken model shows only now.
+            self._activity = True
+            self._model_error = str(exc)
+            self._encoder = None
+            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._publish()
         except ClipdeskError as exc:
             self._activity = True
             self._emit(ServiceEvent("error", folder=work.folder, message=str(exc)))
