@@ -542,3 +542,21 @@ def test_a_model_that_fails_at_first_encode_is_reported(
 def test_importing_the_service_does_not_import_torch() -> None:
     code = "import sys, clipdesk.service; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_reindex_with_another_model(make_service: Factory, photos: Path, db: Path, view: View) -> None:
+    class OtherModel(CountingEncoder):
+        model_id = "clipdesk-test:other"
+
+    with Library(LibraryOptions(db_path=db, model=COLOUR_MODEL)) as library:
+        library.index([str(photos)])
+    refused, events = make_service(encoder=OtherModel())
+    refused.start()
+    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="mismatch")
+    refused.stop()
+    assert view.store.model() is not None and view.store.model().model_id == COLOUR_MODEL  # type: ignore[union-attr]
+    other = OtherModel()
+    service, _ = make_service(encoder=other, reindex=True)
+    service.start()
+    wait_for(lambda: other.count == 8 and len(view.paths()) == 8, what="everything encoded again")
+    assert view.store.model().model_id == "clipdesk-test:other"  # type: ignore[union-attr]
