@@ -24,7 +24,7 @@ from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import display
-from .scanner import FileStat, scan
+from .scanner import FileStat, scan, stat_file
 from .store import ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
@@ -143,6 +143,7 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
+        self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
     # -- planning -----------------------------------------------------------
@@ -187,6 +188,63 @@ class Indexer:
             else:
                 jobs.append(Job(stat, folder_id, state))
         self._run(jobs, {}, report, start)
+        report.seconds = time.monotonic() - start
+        return report
+
+    def index_changes(
+        self, changed: Iterable[str], gone: Iterable[str] = (), *, rehash: bool = False
+    ) -> IndexReport:
+        """Bring the paths a watcher saw change up to date, without scanning whole folders.
+
+        `changed` are files created or modified; `gone` are files or whole folders
+        deleted or moved away. A photo that left a `gone` path and turns up among
+        `changed` keeps its vector (matched by content hash, no re-encode). Paths
+        outside the library's folders are ignored. With `rehash`, files whose size
+        and mtime look unchanged are read and hashed again too.
+        """
+        start = time.monotonic()
+        report = IndexReport()
+        folders = self.store.folders()
+        states: dict[int, dict[str, ImageState]] = {}
+
+        def folder_of(path: str) -> int | None:
+            best = None
+            for folder in folders:
+                if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
+                    best = folder
+            if best is None:
+                return None
+            if best.id not in states:
+                states[best.id] = self.store.image_states(best.id)
+            return best.id
+
+        missing: dict[str, ImageState] = {}
+        gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
+        for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
+            for path, known in states[gone_folder].items():
+                if _under_any(path, gone_set) and stat_file(path) is None:
+                    missing[path] = known
+        jobs = []
+        for path in dict.fromkeys(changed):
+            folder_id = folder_of(path)
+            if folder_id is None:
+                continue
+            state = states[folder_id].get(path)
+            stat = stat_file(path)
+            if stat is None:
+                if state is not None:
+                    missing[path] = state
+            elif (
+                not rehash
+                and state is not None
+                and state.size == stat.size
+                and state.mtime_ns == stat.mtime_ns
+            ):
+                report.unchanged += 1
+            else:
+                missing.pop(path, None)
+                jobs.append(Job(stat, folder_id, state))
+        self._run(jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
 
@@ -342,6 +400,8 @@ class Indexer:
             report.unchanged += 1
             return
         moved_from = missing_by_hash.pop(item.hash, None)
+        if moved_from is None:
+            moved_from = self._vanished_twin(item.hash, job.stat.path, claimed)
         if moved_from is not None:
             if job.existing is not None:
                 self.store.delete_images([job.existing.id])
@@ -362,6 +422,24 @@ class Indexer:
         else:
             self.store.insert_image(new, vector)
         report.indexed += 1
+
+    def _vanished_twin(self, digest: str, path: str, claimed: set[int]) -> ImageState | None:
+        """An image with this content whose file is gone: the same photo, moved.
+
+        A watcher may report a move's new path before its old one (or the old
+        one in another folder); this keeps the vector and id instead of making
+        a copy and deleting the original afterwards.
+        """
+        if self._folder_roots is None:
+            self._folder_roots = {f.id: f.path for f in self.store.folders()}
+        roots = self._folder_roots
+        for state in self.store.images_with_hash(digest):
+            if state.id in claimed or state.path == path or stat_file(state.path) is not None:
+                continue
+            # A photo on an unplugged drive is not gone: leave it where it is.
+            if os.path.isdir(roots.get(state.folder_id, "")):
+                return state
+        return None
 
     def _emit(
         self, phase: str, done: int, total: int, current: str | None, report: IndexReport, start: float
@@ -386,6 +464,17 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         height=info.height,
         taken_at=info.taken_at,
     )
+
+
+def _under_any(path: str, roots: set[str]) -> bool:
+    """True if path is one of roots or lies below one of them."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def remove_missing(store: Store, paths: Iterable[str]) -> int:
