@@ -250,7 +250,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "images": store.count_images(),
             "folders": [{"path": display(f.path), "images": f.image_count} for f in folders],
             "model": model.model_id if model else None,
-            "database": str(args.db),
+            "database": display(str(args.db)),
             "size_bytes": _db_size(args.db),
             "integrity": store.integrity(),
         }
@@ -273,9 +273,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
     with Library(_options(args), create=False) as library:
         removed = library.forget(args.path)
     if args.json:
-        _print_json({"folder": args.path, "removed": removed})
+        _print_json({"folder": display(args.path), "removed": removed})
     else:
-        print(f"Forgot {args.path} ({removed} images). The photos themselves were not touched.")
+        print(f"Forgot {display(args.path)} ({removed} images). The photos themselves were not touched.")
     return 0
 
 
@@ -290,9 +290,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             side = db.with_name(db.name + suffix)
             if side.exists():
                 side.rename(backup.with_name(backup.name + suffix))
-        print(f"Moved the old library to {backup}.")
+        print(f"Moved the old library to {display(str(backup))}.")
     Store(db).close()
-    print(f"Created an empty library at {db}; run `clipdesk index PATH` to fill it.")
+    print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
     return 0
 
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# Resized images larger than this many crops (extreme aspect ratios only) are
+# resized through a crop box instead, so their memory use stays bounded.
+_MAX_RESIZE_AREA = 16
+
 
 class Encoder(Protocol):
     """What the indexer and search need from a model; all vectors are L2-normalised float32."""
@@ -97,9 +101,17 @@ class Preprocessing:
         width, height = image.size
         scale = self.shortest_edge / min(width, height)
         new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        # reducing_gap lets Pillow shrink big images in cheap integer steps first.
-        image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         crop_h, crop_w = self.crop
+        box = None
+        if new_size[0] * new_size[1] > _MAX_RESIZE_AREA * crop_h * crop_w:
+            # A very long, thin image (1×60000) would be scaled up to gigabytes before
+            # the crop: resize only the part of it the centre crop keeps.
+            box_w, box_h = min(width, crop_w / scale), min(height, crop_h / scale)
+            left, top = (width - box_w) / 2, (height - box_h) / 2
+            box = (left, top, left + box_w, top + box_h)
+            new_size = (min(crop_w, new_size[0]), min(crop_h, new_size[1]))
+        # reducing_gap lets Pillow shrink big images in cheap integer steps first.
+        image = image.resize(new_size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
         left = max(0, (new_size[0] - crop_w) // 2)
         top = max(0, (new_size[1] - crop_h) // 2)
         image = image.crop((left, top, left + crop_w, top + crop_h))

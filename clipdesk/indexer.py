@@ -142,6 +142,9 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
+        # Full-size decodes of huge non-JPEG images take turns, so N workers never
+        # hold N × 400 MB at once.
+        self._big_decode_lock = threading.Lock()
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
     # -- planning -----------------------------------------------------------
@@ -275,7 +278,9 @@ class Indexer:
         if not data:
             return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
         try:
-            image, info = open_image(data, min_side=self.encoder.image_size)
+            image, info = open_image(
+                data, min_side=self.encoder.image_size, big_decode_lock=self._big_decode_lock
+            )
             pixels = self.encoder.preprocess(image)
         except ImageUnreadable as exc:
             return Prepared(job, digest, size, mtime_ns, error=str(exc))
