@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= packaging/constraints.txt
 export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
-.PHONY: run test venv help-cli bench clean
+.PHONY: run test venv help-cli bench clean kill-test
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The full kill -9 loop of issue 6 (CI runs 4 rounds); CLIPDESK_KILL_SEED replays a run.
+kill-test: $(STAMP)
+	CLIPDESK_KILL_ROUNDS=$${CLIPDESK_KILL_ROUNDS:-20} QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/reliability/test_kill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -354,17 +354,39 @@ class Indexer:
             return
         source = known_hashes.get(item.hash)
         record = self.store.image(source) if source is not None else None
-        vector = self.store.vector(source) if source is not None else None
+        if record is None or record.hash != item.hash:
+            # The image we meant to copy from was changed or removed earlier in this
+            # run (contents swapped between files): find another holder of the content.
+            record = self.store.image_with_hash(item.hash)
+        vector = self.store.vector(record.id) if record is not None else None
         if record is None or vector is None:
-            report.failed.append(Failure(job.stat.path, "its duplicate vanished during indexing; will retry"))
-            return
-        info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
+            encoded = self._encode_now(item, report)
+            if isinstance(encoded, str):
+                report.failed.append(Failure(job.stat.path, encoded))
+                return
+            vector, info = encoded
+        else:
+            info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
         new = _new_image(item, info)
         if job.existing is not None:
             self.store.replace_image(job.existing.id, new, vector)
         else:
             self.store.insert_image(new, vector)
         report.indexed += 1
+
+    def _encode_now(self, item: Prepared, report: IndexReport) -> tuple[np.ndarray, ImageInfo] | str:
+        """Decode and encode one file on this thread (a rare fallback); a reason if it cannot."""
+        fresh = self._prepare(Job(item.job.stat, item.job.folder_id, None), {})
+        if fresh.error is not None:
+            return fresh.error
+        if fresh.hash != item.hash or fresh.pixels is None or fresh.info is None:
+            return "file changed while it was being indexed; will retry"
+        try:
+            vector = self.encoder.encode_pixels(fresh.pixels[None])[0]
+        except (RuntimeError, ValueError) as exc:
+            return f"model failed on this image: {exc}"
+        report.encoded += 1
+        return vector, fresh.info
 
     def _emit(
         self, phase: str, done: int, total: int, current: str | None, report: IndexReport, start: float

@@ -355,6 +355,11 @@ class Store:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
         return {h: i for i, h in self._query("SELECT id, hash FROM images")}
 
+    def image_with_hash(self, content_hash: str) -> ImageRecord | None:
+        """Some image whose content has this hash, as the database holds it now."""
+        rows = self._query(_IMAGE_SELECT + " WHERE hash = ? LIMIT 1", (content_hash,))
+        return _record(rows[0]) if rows else None
+
     def image(self, image_id: int) -> ImageRecord | None:
         rows = self._query(_IMAGE_SELECT + " WHERE id = ?", (image_id,))
         return _record(rows[0]) if rows else None
