@@ -206,7 +206,7 @@ class ClipEncoder:
                 use_safetensors=not self._allow_pickle,
                 dtype=self._dtype(),
             )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as exc:
             raise ModelUnavailable(
                 f"Cannot load the model in {self.folder}: {_first_line(exc)}"
             ) from None
@@ -223,6 +223,13 @@ class ClipEncoder:
             if self._text is None:
                 from transformers import AutoTokenizer
 
+                if not any((self.folder / f).is_file() for f in _TOKENIZER_FILES):
+                    # transformers would quietly build an empty vocabulary and every
+                    # search would match nothing in particular.
+                    raise ModelUnavailable(
+                        f"The model folder {self.folder} has no tokenizer (tokenizer.json or "
+                        "vocab.json); save the model's tokenizer there too."
+                    )
                 try:
                     self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
                 except (OSError, ValueError) as exc:
@@ -260,6 +267,14 @@ class ClipEncoder:
         if self._logit_scale is None:
             self._logit_scale = _read_logit_scale(self.folder) or math.exp(self._init_logit_scale)
         return self._logit_scale
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+try:  # what safetensors raises for a damaged file (it is not an OSError)
+    from safetensors import SafetensorError as _SafetensorError
+except ImportError:  # pragma: no cover - older safetensors
+    _SafetensorError = OSError  # type: ignore[misc,assignment]
 
 
 def _quiet_transformers() -> None:
@@ -321,6 +336,6 @@ def _read_logit_scale(folder: Path) -> float | None:
             with safe_open(str(file), framework="np") as handle:
                 if "logit_scale" in handle.keys():
                     return float(math.exp(float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])))
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError, RuntimeError, _SafetensorError):
             continue
     return None

@@ -87,7 +87,12 @@ class Library:
         """Refuse, before loading anything, a model that differs from the library's."""
         spec = self.model_spec()
         current = self.store.model()
-        if current is not None and current.model_id != spec.model_id and not reindex:
+        if (
+            current is not None
+            and current.model_id != spec.model_id
+            and not reindex
+            and self.store.count_images() > 0
+        ):
             raise ModelMismatch(
                 f"This library was indexed with the model '{current.model_id}', not "
                 f"'{spec.model_id}'. Leave out --model to use the library's model, or "

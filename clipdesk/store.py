@@ -104,6 +104,11 @@ class ModelInfo:
     dim: int
 
 
+_WRITE_ERRORS = frozenset(
+    {apsw.SQLITE_IOERR_WRITE, apsw.SQLITE_IOERR_FSYNC, apsw.SQLITE_IOERR_TRUNCATE, apsw.SQLITE_IOERR_SHMSIZE}
+)
+
+
 @contextmanager
 def translate_errors(db_path: str) -> Iterator[None]:
     """Turn SQLite's failures into errors with a sentence a user can act on."""
@@ -128,7 +133,19 @@ def translate_errors(db_path: str) -> Iterator[None]:
         raise LibraryError(f"The library {db_path} is read-only; cannot write to it.") from None
     except apsw.CantOpenError:
         raise LibraryError(f"Cannot open the library {db_path}: check the path and its permissions.") from None
+    except apsw.SQLError as exc:
+        # A damaged vector table (sqlite-vec) or schema reports as a plain SQL error.
+        raise LibraryCorrupt(
+            f"The library {db_path} could not be read ({exc}); it may be damaged. "
+            "Run `clipdesk rebuild` to start a new one (the old file is kept as a backup)."
+        ) from None
     except apsw.IOError as exc:
+        if getattr(exc, "extendedresult", None) in _WRITE_ERRORS:
+            # EFBIG (file size limit) and failing disks land here rather than in FullError.
+            raise LibraryError(
+                f"Could not write to the library {db_path}: the disk may be full or the file "
+                "too large for it. Free some space and try again; nothing already saved was lost."
+            ) from None
         raise LibraryError(f"Disk error while using the library {db_path}: {exc}") from None
 
 
@@ -155,6 +172,7 @@ class Store:
             self.conn = apsw.Connection(str(path))
             self.conn.setbusytimeout(BUSY_TIMEOUT_MS)
             self._load_vec()
+            self._refuse_foreign()  # before WAL mode would rewrite another program's file
             self._pragmas()
             self._migrate()
         self._vec_dim = self._read_vec_dim()
@@ -178,6 +196,18 @@ class Store:
         # power cut is lost, which the next index run redoes.
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
+    def _refuse_foreign(self) -> None:
+        """Another program's database (which may set user_version too) is left untouched."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+        if (version != 0 or tables) and not self._is_clipdesk():
+            raise LibraryCorrupt(
+                f"{self.path} is an SQLite database but not a clipdesk library; "
+                "choose another --db path."
+            )
+
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -198,10 +228,18 @@ class Store:
                 self.conn.execute(_SCHEMA_V1)
                 self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        else:
+
+    def _is_clipdesk(self) -> bool:
+        has_meta = self.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()[0]
+        if not has_meta:
+            return False
+        try:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
-            if row is None or row[0] != APP_ID:
-                raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
+        except apsw.SQLError:  # a 'meta' table of another shape
+            return False
+        return row is not None and row[0] == APP_ID
 
     def close(self) -> None:
         self.conn.close()
@@ -259,7 +297,8 @@ class Store:
         current = self.model()
         if current == ModelInfo(model_id, dim):
             return
-        if current is not None and not reindex:
+        # A library with no images yet (e.g. its first model failed to load) may switch freely.
+        if current is not None and not reindex and self.count_images() > 0:
             raise ModelMismatch(
                 f"This library was indexed with the model '{current.model_id}', not "
                 f"'{model_id}'. Use --model {current.model_id}, or re-index with "
