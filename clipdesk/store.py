@@ -190,7 +190,17 @@ class Store:
 
     def _pragmas(self) -> None:
         self.conn.execute("PRAGMA foreign_keys = ON")
-        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        # Turning a new file to WAL needs it alone for a moment, and SQLite does
+        # not wait for that (no busy handler): retry while another connection
+        # (the service's other thread, another process) is opening it too.
+        for attempt in range(200):
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except apsw.BusyError:
+                if attempt == 199:
+                    raise
+                time.sleep(0.025)
         del mode  # ':memory:' answers 'memory'; files answer 'wal'
         # NORMAL in WAL mode never corrupts; at worst the last commit before a
         # power cut is lost, which the next index run redoes.
@@ -216,18 +226,24 @@ class Store:
                 "update clipdesk to open it."
             )
         if version == 0:
-            tables = self.conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            ).fetchone()[0]
-            if tables:
-                raise LibraryCorrupt(
-                    f"{self.path} is an SQLite database but not a clipdesk library; "
-                    "choose another --db path."
-                )
+            # Look again under the write lock: another connection (the service's
+            # other thread, another process) may be creating the library right now.
             with self._transaction():
-                self.conn.execute(_SCHEMA_V1)
-                self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = self.conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                if version == 0 and tables:
+                    raise LibraryCorrupt(
+                        f"{self.path} is an SQLite database but not a clipdesk library; "
+                        "choose another --db path."
+                    )
+                if version == 0:
+                    self.conn.execute(_SCHEMA_V1)
+                    self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
+                    self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != 0 and not self._is_clipdesk():
+            raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
 
     def _is_clipdesk(self) -> bool:
         has_meta = self.conn.execute(
@@ -282,6 +298,14 @@ class Store:
 
     def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Keep a setting in the library (None deletes it); its own transaction."""
+        with self.write():
+            if value is None:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._set_meta(key, value)
 
     def model(self) -> ModelInfo | None:
         """The model whose vectors this library holds, if any."""
@@ -389,6 +413,13 @@ class Store:
         return {
             from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
         }
+
+    def images_with_hash(self, digest: str) -> list[ImageState]:
+        """Every image holding this content."""
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE hash = ?", (digest,)
+        )
+        return [ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def hash_index(self) -> dict[str, int]:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
