@@ -10,6 +10,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -259,9 +260,12 @@ def kill_loop(
     for n in range(rounds):
         if before_round is not None:
             before_round(n)
+        # stderr to a file: a chatty process (`watch` logs every event) must never
+        # block on a full pipe while we wait to kill it.
+        log = tempfile.TemporaryFile()
         proc = subprocess.Popen(
             list(argv(n)), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=log,
         )
         try:
             if ready is not None:
@@ -277,7 +281,8 @@ def kill_loop(
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=30)
                 stats.killed_mid_run += 1
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            log.seek(0)
+            stderr = log.read().decode(errors="replace")
             assert "Traceback" not in stderr, stderr
             if proc.returncode not in (0, -signal.SIGKILL):
                 raise AssertionError(f"round {n}: exit {proc.returncode}: {stderr}")
@@ -285,7 +290,6 @@ def kill_loop(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+            log.close()
         stats.rounds += 1
     return stats

@@ -8,6 +8,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -374,19 +375,28 @@ def test_pickle_weights_load_only_when_allowed(tiny_clip: Path, tmp_path: Path, 
 # -- two processes at once ----------------------------------------------------------------------
 
 
-def test_index_in_one_process_while_others_search_and_read_status(tmp_path: Path) -> None:
+WRITERS = {
+    # A one-off index run, and the folder watcher (which keeps running: stopped when done).
+    "index": ["index", "{root}", "--batch-size", "1", "--workers", "1"],
+    "watch": ["watch", "{root}", "--batch-size", "1", "--workers", "1", "--debounce", "0.1"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_indexing_in_one_process_while_others_search_and_read_status(
+    tmp_path: Path, command: str
+) -> None:
     """Readers in other processes get correct answers, and no errors, throughout indexing."""
     from clipdesk.library import Library, LibraryOptions
     from clipdesk.search import Query
 
-    rng = random.Random(12)
     root = tmp_path / "photos"
     root.mkdir()
     names = list(PALETTE)
     colour_of: dict[str, str] = {}
     for i in range(3000):
         name = names[i % len(names)]
-        # Solid palette colours, made unique by a tiny shift so every file is encoded.
+        # Solid palette colours, slightly varied; many files share content, as copies do.
         rgb = tuple(min(255, c + (i // len(names)) % 3) for c in PALETTE[name])
         path = root / f"{i % 7}" / f"{name}-{i:05d}.png"
         path.parent.mkdir(exist_ok=True)
@@ -394,33 +404,42 @@ def test_index_in_one_process_while_others_search_and_read_status(tmp_path: Path
         colour_of[str(path)] = name
     env = clipdesk_env(tmp_path / "data")
     db = tmp_path / "data" / "library.db"
-    first = root / "0"
-    assert _run(env, "index", str(first), "--model", COLOUR_MODEL).returncode == 0
+    assert _run(env, "index", str(root / "0"), "--model", COLOUR_MODEL).returncode == 0
 
-    writer = subprocess.Popen(
-        clipdesk_argv("index", str(root), "--batch-size", "1", "--workers", "1"),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    log = tmp_path / "writer.log"
+    with open(log, "w") as handle:
+        writer = subprocess.Popen(
+            clipdesk_argv(*(a.replace("{root}", str(root)) for a in WRITERS[command])),
+            env=env, stdout=subprocess.DEVNULL, stderr=handle, stdin=subprocess.DEVNULL,
+        )
     counts: list[int] = []
     errors: list[BaseException] = []
+    finished = threading.Event()
 
     def read_in_this_process() -> None:
         # A reader with its own connection, like the GUI's search lane.
         try:
-            while writer.poll() is None:
+            while not finished.is_set():
                 with Library(LibraryOptions(db_path=db), create=False) as library:
                     hits = library.search(Query(texts=("red",), limit=4096, min_score=0.9))
                     assert hits and all(colour_of[h.path] == "red" for h in hits)
                     counts.append(library.store.count_images())
                     assert library.store.integrity() == "ok"
+                if counts[-1] == len(colour_of) and (command == "watch" or writer.poll() is not None):
+                    finished.set()
         except BaseException as exc:  # handed to the test thread
             errors.append(exc)
+            finished.set()
 
     reader = threading.Thread(target=read_in_this_process)
     reader.start()
     cli_runs = 0
+    deadline = time.monotonic() + 120
     try:
-        while writer.poll() is None:
+        while not finished.is_set() and time.monotonic() < deadline:
+            if writer.poll() is not None and command == "index":
+                finished.wait(5)
+                break
             cli_runs += 1
             status = _run(env, "status", "--json")
             assert status.returncode == 0 and not status.stderr, status.stderr
@@ -428,17 +447,23 @@ def test_index_in_one_process_while_others_search_and_read_status(tmp_path: Path
             found = _run(env, "search", "blue", "-n", "50", "--json")
             assert found.returncode == 0 and not found.stderr, found.stderr
             assert all(colour_of[h["path"]] == "blue" for h in json.loads(found.stdout))
-        out, err = writer.communicate(timeout=120)
     finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.communicate()
+        finished.set()
         reader.join()
+        if command == "watch" and writer.poll() is None:
+            writer.send_signal(signal.SIGTERM)
+        try:
+            writer.wait(timeout=60)
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
     if errors:
         raise errors[0]
+    err = log.read_text()
     assert writer.returncode == 0 and "Traceback" not in err, err
     assert counts == sorted(counts), "a reader saw the library shrink"
-    print(f"{len(counts)} in-process and {cli_runs} CLI reader rounds during one index run")
+    print(f"{command}: {len(counts)} in-process and {cli_runs} CLI reader rounds while indexing")
     assert len(counts) >= 3 and cli_runs >= 1
     final = read_library(db)
     assert sorted(p for p, _ in final.rows) == sorted(colour_of)

@@ -90,8 +90,18 @@ def _index_argv(root: Path) -> Callable[[int], Sequence[str]]:
     return argv
 
 
-# Commands to kill. `watch` joins this table when the folder-watching service lands.
-KILL_CASES = {"index": _index_argv}
+def _watch_argv(root: Path) -> Callable[[int], Sequence[str]]:
+    def argv(round_no: int) -> list[str]:
+        return clipdesk_argv(
+            "watch", str(root), "--model", COLOUR_MODEL, "--batch-size", "4", "--workers", "2",
+            "--debounce", "0.1",
+        )
+
+    return argv
+
+
+# The commands killed: a one-off index run, and the long-running folder watcher.
+KILL_CASES = {"index": _index_argv, "watch": _watch_argv}
 
 
 @pytest.mark.parametrize("command", sorted(KILL_CASES))
