@@ -151,8 +151,13 @@ def translate_errors(db_path: str) -> Iterator[None]:
 
 def _create_private_file(path: Path) -> None:
     """Create the database file readable by its owner only, before SQLite does."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise LibraryError(
+            f"Cannot create the library {display(str(path))}: {exc.strerror or exc}."
+        ) from None
     os.close(fd)
 
 
@@ -168,6 +173,8 @@ class Store:
                 _create_private_file(self.path)
             elif self.path.is_dir():
                 raise LibraryError(f"{self.path} is a folder, not a library file.")
+            elif not self.path.is_file():
+                raise LibraryError(f"{self.path} is not a regular file, so it cannot be a library.")
         with translate_errors(str(self.path)):
             self.conn = apsw.Connection(str(path))
             self.conn.setbusytimeout(BUSY_TIMEOUT_MS)
