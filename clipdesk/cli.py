@@ -288,7 +288,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"folder": display(args.path), "removed": removed})
     else:
-        print(f"Forgot {display(args.path)} ({removed} images). The photos themselves were not touched.")
+        print(
+            f"Forgot {display(args.path)} ({removed} images). "
+            "The photos themselves were not touched."
+        )
     return 0
 
 

@@ -138,7 +138,7 @@ def open_image(
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        image = Image.open(stream)
+        image: Image.Image = Image.open(stream)
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageUnreadable(

@@ -433,7 +433,9 @@ class Indexer:
             self.store.insert_image(new, vector)
         report.indexed += 1
 
-    def _encode_now(self, item: Prepared, report: IndexReport) -> tuple[np.ndarray, ImageInfo] | str:
+    def _encode_now(
+        self, item: Prepared, report: IndexReport
+    ) -> tuple[np.ndarray, ImageInfo] | str:
         """Decode and encode one file on this thread (a rare fallback); a reason if it cannot."""
         fresh = self._prepare(Job(item.job.stat, item.job.folder_id, None), {})
         if fresh.error is not None:

@@ -105,7 +105,12 @@ class ModelInfo:
 
 
 _WRITE_ERRORS = frozenset(
-    {apsw.SQLITE_IOERR_WRITE, apsw.SQLITE_IOERR_FSYNC, apsw.SQLITE_IOERR_TRUNCATE, apsw.SQLITE_IOERR_SHMSIZE}
+    {
+        apsw.SQLITE_IOERR_WRITE,
+        apsw.SQLITE_IOERR_FSYNC,
+        apsw.SQLITE_IOERR_TRUNCATE,
+        apsw.SQLITE_IOERR_SHMSIZE,
+    }
 )
 
 
@@ -213,12 +218,14 @@ class Store:
         # power cut is lost, which the next index run redoes.
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
+    def _scalar(self, sql: str) -> Any:
+        row = self.conn.execute(sql).fetchone()
+        return row[0] if row else None
+
     def _refuse_foreign(self) -> None:
         """Another program's database (which may set user_version too) is left untouched."""
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = self.conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
+        version = self._scalar("PRAGMA user_version")
+        tables = self._scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
         if (version != 0 or tables) and not self._is_clipdesk():
             raise LibraryCorrupt(
                 f"{self.path} is an SQLite database but not a clipdesk library; "
@@ -253,16 +260,13 @@ class Store:
             raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
 
     def _is_clipdesk(self) -> bool:
-        has_meta = self.conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()[0]
-        if not has_meta:
+        if not self._scalar("SELECT count(*) FROM sqlite_master WHERE name = 'meta'"):
             return False
         try:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            app = self._scalar("SELECT value FROM meta WHERE key = 'app'")
         except apsw.SQLError:  # a 'meta' table of another shape
             return False
-        return row is not None and row[0] == APP_ID
+        return bool(app == APP_ID)
 
     def close(self) -> None:
         self.conn.close()

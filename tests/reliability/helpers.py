@@ -55,7 +55,9 @@ class Measured:
     peak_rss_mb: float
 
 
-def run_measured(argv: Sequence[str], env: dict[str, str], tmp: Path, timeout: float = 120) -> Measured:
+def run_measured(
+    argv: Sequence[str], env: dict[str, str], tmp: Path, timeout: float = 120
+) -> Measured:
     """Run a command and report its own peak resident memory (os.wait4's rusage)."""
     out, err = tmp / "measured.out", tmp / "measured.err"
     with open(out, "wb") as o, open(err, "wb") as e:
@@ -71,9 +73,7 @@ def run_measured(argv: Sequence[str], env: dict[str, str], tmp: Path, timeout: f
             raise AssertionError(f"{argv} did not finish in {timeout} s")
         time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-    return Measured(
-        proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024
-    )
+    return Measured(proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024)
 
 
 # -- files ---------------------------------------------------------------------
@@ -118,8 +118,14 @@ def write_png16(path: Path, width: int, height: int, value: Sequence[int]) -> No
     """A solid 16-bit PNG: one sample per channel given (1 = grey, 3 = RGB)."""
     pixel = b"".join(struct.pack(">H", v) for v in value)
     row = b"\0" + pixel * width
-    _write_png(path, width, height, zlib.compress(row * height), depth=16,
-               colour_type=0 if len(value) == 1 else 2)
+    _write_png(
+        path,
+        width,
+        height,
+        zlib.compress(row * height),
+        depth=16,
+        colour_type=0 if len(value) == 1 else 2,
+    )
 
 
 def _write_png(
@@ -264,8 +270,11 @@ def kill_loop(
         # block on a full pipe while we wait to kill it.
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(
-            list(argv(n)), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=log,
+            list(argv(n)),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         try:
             if ready is not None:

@@ -182,7 +182,9 @@ def test_extreme_aspect_ratio_preprocessing_is_bounded(tmp_path: Path) -> None:
         "    assert prep(Image.new('RGB', size, (200, 0, 0))).shape == (3, 224, 224)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) < 400
 
@@ -202,7 +204,12 @@ def test_extreme_aspect_crop_matches_plain_resize() -> None:
 
 # -- EXIF orientation ---------------------------------------------------------------
 
-QUADRANTS = [RED, (30, 180, 40), BLUE, (240, 220, 40)]  # top-left, top-right, bottom-left, bottom-right
+QUADRANTS = [
+    RED,
+    (30, 180, 40),
+    BLUE,
+    (240, 220, 40),
+]  # top-left, top-right, bottom-left, bottom-right
 
 
 def _upright(scale: int = 1) -> np.ndarray:
@@ -230,8 +237,13 @@ STORED = {
 def _quadrant_means(arr: np.ndarray) -> np.ndarray:
     """Mean colour at the middle of each quadrant (away from the blurred borders)."""
     h, w = arr.shape[:2]
-    rows, cols = [(h // 8, 3 * h // 8), (5 * h // 8, 7 * h // 8)], [(w // 8, 3 * w // 8), (5 * w // 8, 7 * w // 8)]
-    return np.array([arr[r0 : r1 + 1, c0 : c1 + 1].mean((0, 1)) for r0, r1 in rows for c0, c1 in cols])
+    rows, cols = (
+        [(h // 8, 3 * h // 8), (5 * h // 8, 7 * h // 8)],
+        [(w // 8, 3 * w // 8), (5 * w // 8, 7 * w // 8)],
+    )
+    return np.array(
+        [arr[r0 : r1 + 1, c0 : c1 + 1].mean((0, 1)) for r0, r1 in rows for c0, c1 in cols]
+    )
 
 
 def _exif_file(path: Path, orientation: int, scale: int = 1) -> Path:
@@ -328,9 +340,7 @@ def test_non_utf8_and_long_names_end_to_end(tmp_path: Path) -> None:
     env = clipdesk_env(tmp_path / "data", PYTHONIOENCODING="utf-8:strict")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            clipdesk_argv(*args), env=env, capture_output=True, timeout=120
-        )
+        result = subprocess.run(clipdesk_argv(*args), env=env, capture_output=True, timeout=120)
         # Output must be valid UTF-8 (decode strictly), with undecodable bytes escaped.
         result = subprocess.CompletedProcess(
             result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
@@ -371,7 +381,9 @@ def test_path_longer_than_path_max_is_reported_not_fatal(tmp_path: Path) -> None
     finally:
         os.close(fd)
     argv = clipdesk_argv("index", str(root), "--model", COLOUR_MODEL, "--json")
-    result = subprocess.run(argv, env=clipdesk_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        argv, env=clipdesk_env(tmp_path / "data"), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["indexed"] == 1
@@ -400,7 +412,9 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
         assert store.count_images() == 1
 
 
-def test_file_deleted_between_scan_and_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_deleted_between_scan_and_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import clipdesk.indexer as indexer_mod
 
     root = tmp_path / "photos"
@@ -443,7 +457,9 @@ def test_file_still_being_written(tmp_path: Path) -> None:
         # A writer appending while indexing runs again and again: the final state is exact.
         live = root / "live.png"
         buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(buf, "PNG")
+        Image.fromarray(
+            np.random.default_rng(2).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+        ).save(buf, "PNG")
         payload = buf.getvalue()
 
         def writer() -> None:
@@ -471,7 +487,14 @@ def _fuzz_bases() -> dict[str, bytes]:
     rng = np.random.default_rng(5)
     image = Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
     out = {}
-    for fmt, suffix in [("JPEG", ".jpg"), ("PNG", ".png"), ("GIF", ".gif"), ("WEBP", ".webp"), ("BMP", ".bmp"), ("TIFF", ".tif")]:
+    for fmt, suffix in [
+        ("JPEG", ".jpg"),
+        ("PNG", ".png"),
+        ("GIF", ".gif"),
+        ("WEBP", ".webp"),
+        ("BMP", ".bmp"),
+        ("TIFF", ".tif"),
+    ]:
         buf = io.BytesIO()
         image.save(buf, fmt)
         out[suffix] = buf.getvalue()

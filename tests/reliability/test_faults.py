@@ -4,7 +4,6 @@ and two processes at once. Each ends in one clear message or in correct results.
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
 import shutil
@@ -45,7 +44,12 @@ def _photos(root: Path, count: int, rng: random.Random, prefix: str = "p") -> li
 
 def _run(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        clipdesk_argv(*args), env=env, capture_output=True, text=True, timeout=120, **kw  # type: ignore[call-overload]
+        clipdesk_argv(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,  # type: ignore[call-overload]
     )
 
 
@@ -69,7 +73,11 @@ def test_disk_full_gives_a_clear_error_and_loses_nothing(tmp_path: Path) -> None
     _photos(root, 1500, rng, "b")
 
     result = _run(
-        env, "index", str(root), "--batch-size", "4",
+        env,
+        "index",
+        str(root),
+        "--batch-size",
+        "4",
         preexec_fn=lambda: _limit_file_size(db.stat().st_size + 96 * 1024),
     )
     assert result.returncode != -25, "killed by SIGXFSZ instead of a failed write"
@@ -143,7 +151,8 @@ class LockHolder:
     def __init__(self, db: Path, seconds: float, mode: str = "write") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(db), str(seconds), mode],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "locked"
@@ -167,7 +176,9 @@ def small_library(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return root, tmp_path / "data" / "library.db", env
 
 
-def test_locked_library_waits_for_the_other_writer(small_library: tuple[Path, Path, dict[str, str]]) -> None:
+def test_locked_library_waits_for_the_other_writer(
+    small_library: tuple[Path, Path, dict[str, str]],
+) -> None:
     root, db, env = small_library
     _photos(root, 10, random.Random(7), "new")
     with LockHolder(db, 1.5):
@@ -200,7 +211,9 @@ def test_locked_too_long_gives_a_clear_message(
         for args in (["index"], ["forget", str(root)], ["index", str(root)]):
             code, out, err = _main(capsys, "--db", str(db), *args)
             assert code == 1 and err.count("\n") == 1, err
-            assert err.startswith("clipdesk: ") and "busy" in err and "database is locked" not in err
+            assert (
+                err.startswith("clipdesk: ") and "busy" in err and "database is locked" not in err
+            )
         # Readers see the last committed state while the writer holds the lock.
         code, out, _ = _main(capsys, "--db", str(db), "status", "--json")
         assert code == 0 and json.loads(out)["images"] == 20
@@ -234,7 +247,9 @@ def _damage(kind: str, db: Path) -> None:
         db.unlink()
         conn = apsw.Connection(str(db))
         version = {"foreign": 0, "foreign, user_version 1": 1, "foreign, user_version 9": 9}[kind]
-        conn.execute(f"CREATE TABLE notes(x); INSERT INTO notes VALUES (1); PRAGMA user_version = {version}")
+        conn.execute(
+            f"CREATE TABLE notes(x); INSERT INTO notes VALUES (1); PRAGMA user_version = {version}"
+        )
         if version == 1:
             conn.execute("CREATE TABLE meta(key, value); INSERT INTO meta VALUES ('app', 'other')")
         conn.close()
@@ -242,7 +257,14 @@ def _damage(kind: str, db: Path) -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["random bytes", "truncated", "damaged pages", "foreign", "foreign, user_version 1", "foreign, user_version 9"],
+    [
+        "random bytes",
+        "truncated",
+        "damaged pages",
+        "foreign",
+        "foreign, user_version 1",
+        "foreign, user_version 9",
+    ],
 )
 def test_damaged_or_foreign_library(tmp_path: Path, kind: str) -> None:
     root = tmp_path / "photos"
@@ -253,8 +275,14 @@ def test_damaged_or_foreign_library(tmp_path: Path, kind: str) -> None:
     assert _run(env, "status").returncode == 0  # checkpointed: everything is in the main file
     _damage(kind, db)
     damaged = db.read_bytes()
-    for args in (["status"], ["search", "red"], ["similar", str(root / "p00001.jpg")],
-                 ["index"], ["forget", str(root)], ["classify", str(root / "p00001.jpg"), "--labels", "red,blue"]):
+    for args in (
+        ["status"],
+        ["search", "red"],
+        ["similar", str(root / "p00001.jpg")],
+        ["index"],
+        ["forget", str(root)],
+        ["classify", str(root / "p00001.jpg"), "--labels", "red,blue"],
+    ):
         result = _run(env, *args)
         if args == ["status"] and result.returncode == 1 and not result.stderr:
             assert "Integrity: ok" not in result.stdout  # status reports the damage itself
@@ -333,8 +361,12 @@ def no_pickle_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("kind", sorted(MODEL_FAULTS))
 def test_missing_or_broken_model_gives_a_clear_message(
-    kind: str, tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    no_pickle_loading: None, monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    tiny_clip: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_pickle_loading: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty hub cache
     if kind == "missing folder":
@@ -361,7 +393,9 @@ def test_missing_or_broken_model_gives_a_clear_message(
         assert code == 0, err
 
 
-def test_pickle_weights_load_only_when_allowed(tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pickle_weights_load_only_when_allowed(
+    tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = str(_broken_model(tiny_clip, tmp_path, "pickle weights"))
     root = tmp_path / "photos"
     _photos(root, 3, random.Random(11))
@@ -410,7 +444,10 @@ def test_indexing_in_one_process_while_others_search_and_read_status(
     with open(log, "w") as handle:
         writer = subprocess.Popen(
             clipdesk_argv(*(a.replace("{root}", str(root)) for a in WRITERS[command])),
-            env=env, stdout=subprocess.DEVNULL, stderr=handle, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+            stdin=subprocess.DEVNULL,
         )
     counts: list[int] = []
     errors: list[BaseException] = []
@@ -425,7 +462,9 @@ def test_indexing_in_one_process_while_others_search_and_read_status(
                     assert hits and all(colour_of[h.path] == "red" for h in hits)
                     counts.append(library.store.count_images())
                     assert library.store.integrity() == "ok"
-                if counts[-1] == len(colour_of) and (command == "watch" or writer.poll() is not None):
+                if counts[-1] == len(colour_of) and (
+                    command == "watch" or writer.poll() is not None
+                ):
                     finished.set()
         except BaseException as exc:  # handed to the test thread
             errors.append(exc)

@@ -57,5 +57,9 @@ def test_swapped_contents(tmp_path: Path) -> None:
         (root / "b.jpg").write_bytes(red)
         (root / "c.jpg").write_bytes(red)
         assert not indexer.index([str(root)]).failed
-        assert [_colour_of(store, root / n) for n in ("a.jpg", "b.jpg", "c.jpg")] == ["blue", "red", "red"]
+        assert [_colour_of(store, root / n) for n in ("a.jpg", "b.jpg", "c.jpg")] == [
+            "blue",
+            "red",
+            "red",
+        ]
         assert store.integrity() == "ok"

@@ -77,7 +77,9 @@ class PhotoTree:
             self.counter += 1
             (self.root / "b").rename(self.root / name)
             (self.root / name).rename(self.root / "b")  # back, with every mtime kept
-            shutil.move(str(self.root / "a" / "deep"), str(self.root / "b" / f"deep-{self.counter}"))
+            shutil.move(
+                str(self.root / "a" / "deep"), str(self.root / "b" / f"deep-{self.counter}")
+            )
             (self.root / "a" / "deep").mkdir()
 
 
@@ -93,8 +95,16 @@ def _index_argv(root: Path) -> Callable[[int], Sequence[str]]:
 def _watch_argv(root: Path) -> Callable[[int], Sequence[str]]:
     def argv(round_no: int) -> list[str]:
         return clipdesk_argv(
-            "watch", str(root), "--model", COLOUR_MODEL, "--batch-size", "4", "--workers", "2",
-            "--debounce", "0.1",
+            "watch",
+            str(root),
+            "--model",
+            COLOUR_MODEL,
+            "--batch-size",
+            "4",
+            "--workers",
+            "2",
+            "--debounce",
+            "0.1",
         )
 
     return argv
@@ -143,8 +153,13 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, command: str) ->
         return state is not None and state != wal_before[0]
 
     stats = kill_loop(
-        KILL_CASES[command](root), env, ROUNDS, rng,
-        window=(0.0, 0.15), before_round=before, ready=writing,
+        KILL_CASES[command](root),
+        env,
+        ROUNDS,
+        rng,
+        window=(0.0, 0.15),
+        before_round=before,
+        ready=writing,
     )
     if db.exists() and _in_sync_fraction(db, root) < 1.0:
         partial_rounds += 1

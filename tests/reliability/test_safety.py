@@ -19,7 +19,12 @@ from .helpers import COLOUR_MODEL, clipdesk_argv, clipdesk_env, jpeg_bytes, snap
 
 def _run(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        clipdesk_argv(*args), env=env, capture_output=True, text=True, timeout=120, **kw  # type: ignore[call-overload]
+        clipdesk_argv(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,  # type: ignore[call-overload]
     )
 
 
@@ -53,10 +58,14 @@ def test_photos_are_never_written_moved_or_deleted(photos: Path, tmp_path: Path)
     assert snapshot(photos) == before
 
 
-def test_library_files_are_private_even_with_a_permissive_umask(tmp_path: Path, photos: Path) -> None:
+def test_library_files_are_private_even_with_a_permissive_umask(
+    tmp_path: Path, photos: Path
+) -> None:
     data = tmp_path / "nested" / "data"
     env = clipdesk_env(data)
-    result = _run(env, "index", str(photos), "--model", COLOUR_MODEL, preexec_fn=lambda: os.umask(0))
+    result = _run(
+        env, "index", str(photos), "--model", COLOUR_MODEL, preexec_fn=lambda: os.umask(0)
+    )
     assert result.returncode == 0, result.stderr
     db = data / "library.db"
     # Hold a connection open so the WAL and shared-memory files stay for inspection.
@@ -68,9 +77,7 @@ def test_library_files_are_private_even_with_a_permissive_umask(tmp_path: Path, 
         photos_extra = photos / "more.jpg"
         photos_extra.write_bytes(jpeg_bytes((10, 200, 10)))
         _run(env, "index", preexec_fn=lambda: os.umask(0))
-        modes = {
-            p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()
-        }
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
     finally:
         keep.close()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -114,7 +121,10 @@ print("ATTEMPTS", attempts)
 def _no_network_run(env: dict[str, str], commands: list[list[str]]) -> tuple[list[int], str, str]:
     result = subprocess.run(
         [sys.executable, "-c", NO_NETWORK, repr(commands)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()
@@ -129,12 +139,15 @@ def test_no_network_with_a_local_model(tiny_clip: Path, photos: Path, tmp_path: 
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("TRANSFORMERS_OFFLINE", None)
     db = str(tmp_path / "data" / "library.db")
-    codes, attempts, stderr = _no_network_run(env, [
-        ["--db", db, "--model", str(tiny_clip), "index", str(photos)],
-        ["--db", db, "search", "a red photo", "--json"],
-        ["--db", db, "similar", str(photos / "red1.jpg")],
-        ["--db", db, "classify", str(photos / "red1.jpg"), "--labels", "red,blue"],
-    ])
+    codes, attempts, stderr = _no_network_run(
+        env,
+        [
+            ["--db", db, "--model", str(tiny_clip), "index", str(photos)],
+            ["--db", db, "search", "a red photo", "--json"],
+            ["--db", db, "similar", str(photos / "red1.jpg")],
+            ["--db", db, "classify", str(photos / "red1.jpg"), "--labels", "red,blue"],
+        ],
+    )
     assert codes == [0, 0, 0, 0], stderr
     assert attempts == "[]"
 
@@ -143,11 +156,23 @@ def test_no_network_when_offline_and_the_hub_model_is_missing(photos: Path, tmp_
     """HF_HUB_OFFLINE=1 and no cached model: a clear message, and no connection attempted."""
     env = clipdesk_env(tmp_path / "data", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
     db = str(tmp_path / "data" / "library.db")
-    codes, attempts, stderr = _no_network_run(env, [
-        ["--db", db, "index", str(photos)],  # the default model, never downloaded
-        ["--db", db, "--model", "someone/clip", "index", str(photos)],
-        ["--db", db, "--model", "ViT-B/16", "classify", str(photos / "red1.jpg"), "--labels", "a,b"],
-    ])
+    codes, attempts, stderr = _no_network_run(
+        env,
+        [
+            ["--db", db, "index", str(photos)],  # the default model, never downloaded
+            ["--db", db, "--model", "someone/clip", "index", str(photos)],
+            [
+                "--db",
+                db,
+                "--model",
+                "ViT-B/16",
+                "classify",
+                str(photos / "red1.jpg"),
+                "--labels",
+                "a,b",
+            ],
+        ],
+    )
     assert codes == [1, 1, 1]
     assert attempts == "[]"
     lines = [line for line in stderr.splitlines() if line.strip()]
