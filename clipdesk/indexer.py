@@ -101,6 +101,7 @@ class Prepared:
     pixels: np.ndarray | None = None
     info: ImageInfo | None = None
     error: str | None = None
+    gone: bool = False  # the file was deleted after the scan found it
 
 
 def file_hash(data: bytes) -> str:
@@ -290,7 +291,10 @@ class Indexer:
                 prepared = queue.popleft().result()
                 refill()
                 done += 1
-                if prepared.error is not None:
+                if prepared.gone and prepared.job.existing is not None:
+                    # An indexed photo deleted since the scan: removed with the missing ones.
+                    missing[prepared.job.stat.path] = prepared.job.existing
+                elif prepared.error is not None:
                     report.failed.append(Failure(prepared.job.stat.path, prepared.error))
                 elif prepared.pixels is None:
                     pending_writes.append(prepared)
@@ -324,7 +328,9 @@ class Indexer:
                 data = handle.read()
                 st = os.fstat(handle.fileno())
         except FileNotFoundError:
-            return Prepared(job, "", 0, 0, error="file disappeared before it could be read")
+            return Prepared(
+                job, "", 0, 0, error="file disappeared before it could be read", gone=True
+            )
         except OSError as exc:
             return Prepared(job, "", 0, 0, error=f"cannot read file: {exc.strerror or exc}")
         digest = file_hash(data)

@@ -429,12 +429,27 @@ def test_file_deleted_between_scan_and_decode(
 
     monkeypatch.setattr(indexer_mod, "scan", scan_then_delete)
     with Store(tmp_path / "lib.db") as store:
-        report = Indexer(store, ColourEncoder(), workers=2).index([str(root)])
+        indexer = Indexer(store, ColourEncoder(), workers=2)
+        report = indexer.index([str(root)])
         assert report.indexed == 5
         assert [(Path(f.path).name, f.error) for f in report.failed] == [
             ("p3.jpg", "file disappeared before it could be read")
         ]
         assert store.integrity() == "ok"
+
+        # An indexed photo that changes and is then deleted mid-run leaves the library.
+        (root / "p1.jpg").write_bytes(jpeg_bytes((0, 0, 250)))
+        real_scan_2 = real_scan
+
+        def scan_then_delete_p1(*args, **kwargs):  # type: ignore[no-untyped-def]
+            yield from real_scan_2(*args, **kwargs)
+            (root / "p1.jpg").unlink()
+
+        monkeypatch.setattr(indexer_mod, "scan", scan_then_delete_p1)
+        report = indexer.index([str(root)])
+        assert report.removed == 1 and not report.failed
+        assert store.image_by_path(str(root / "p1.jpg")) is None
+        assert store.count_images() == 4 and store.integrity() == "ok"
 
 
 def test_file_still_being_written(tmp_path: Path) -> None:
