@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= packaging/constraints.txt
 export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv bench clean kill-test
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check clipdesk tests benchmarks
 	$(VENV)/bin/mypy clipdesk
+
+# The full kill -9 loop of issue 6 (CI runs 4 rounds); CLIPDESK_KILL_SEED replays a run.
+kill-test: $(STAMP)
+	CLIPDESK_KILL_ROUNDS=$${CLIPDESK_KILL_ROUNDS:-20} QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/reliability/test_kill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -264,7 +264,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "images": store.count_images(),
             "folders": [{"path": display(f.path), "images": f.image_count} for f in folders],
             "model": model.model_id if model else None,
-            "database": str(args.db),
+            "database": display(str(args.db)),
             "size_bytes": _db_size(args.db),
             "integrity": store.integrity(),
         }
@@ -287,9 +287,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     with Library(_options(args), create=False) as library:
         removed = library.forget(args.path)
     if args.json:
-        _print_json({"folder": args.path, "removed": removed})
+        _print_json({"folder": display(args.path), "removed": removed})
     else:
-        print(f"Forgot {args.path} ({removed} images). The photos themselves were not touched.")
+        print(
+            f"Forgot {display(args.path)} ({removed} images). "
+            "The photos themselves were not touched."
+        )
     return 0
 
 
@@ -407,13 +410,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     if db.exists():
         backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
         db.rename(backup)
+        backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
         for suffix in ("-wal", "-shm"):
             side = db.with_name(db.name + suffix)
             if side.exists():
                 side.rename(backup.with_name(backup.name + suffix))
-        print(f"Moved the old library to {backup}.")
+                backup.with_name(backup.name + suffix).chmod(0o600)
+        print(f"Moved the old library to {display(str(backup))}.")
     Store(db).close()
-    print(f"Created an empty library at {db}; run `clipdesk index PATH` to fill it.")
+    print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
     return 0
 
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# Resized images larger than this many crops (extreme aspect ratios only) are
+# resized through a crop box instead, so their memory use stays bounded.
+_MAX_RESIZE_AREA = 16
+
 
 class Encoder(Protocol):
     """What the indexer and search need from a model; all vectors are L2-normalised float32."""
@@ -99,9 +103,17 @@ class Preprocessing:
         width, height = image.size
         scale = self.shortest_edge / min(width, height)
         new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        # reducing_gap lets Pillow shrink big images in cheap integer steps first.
-        image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         crop_h, crop_w = self.crop
+        box = None
+        if new_size[0] * new_size[1] > _MAX_RESIZE_AREA * crop_h * crop_w:
+            # A very long, thin image (1×60000) would be scaled up to gigabytes before
+            # the crop: resize only the part of it the centre crop keeps.
+            box_w, box_h = min(width, crop_w / scale), min(height, crop_h / scale)
+            left, top = (width - box_w) / 2, (height - box_h) / 2
+            box = (left, top, left + box_w, top + box_h)
+            new_size = (min(crop_w, new_size[0]), min(crop_h, new_size[1]))
+        # reducing_gap lets Pillow shrink big images in cheap integer steps first.
+        image = image.resize(new_size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
         left = max(0, (new_size[0] - crop_w) // 2)
         top = max(0, (new_size[1] - crop_h) // 2)
         image = image.crop((left, top, left + crop_w, top + crop_h))
@@ -196,7 +208,7 @@ class ClipEncoder:
                 use_safetensors=not self._allow_pickle,
                 dtype=self._dtype(),
             )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as exc:
             raise ModelUnavailable(
                 f"Cannot load the model in {self.folder}: {_first_line(exc)}"
             ) from None
@@ -213,6 +225,13 @@ class ClipEncoder:
             if self._text is None:
                 from transformers import AutoTokenizer
 
+                if not any((self.folder / f).is_file() for f in _TOKENIZER_FILES):
+                    # transformers would quietly build an empty vocabulary and every
+                    # search would match nothing in particular.
+                    raise ModelUnavailable(
+                        f"The model folder {self.folder} has no tokenizer (tokenizer.json or "
+                        "vocab.json); save the model's tokenizer there too."
+                    )
                 try:
                     self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
                 except (OSError, ValueError) as exc:
@@ -250,6 +269,14 @@ class ClipEncoder:
         if self._logit_scale is None:
             self._logit_scale = _read_logit_scale(self.folder) or math.exp(self._init_logit_scale)
         return self._logit_scale
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+try:  # what safetensors raises for a damaged file (it is not an OSError)
+    from safetensors import SafetensorError as _SafetensorError
+except ImportError:  # pragma: no cover - older safetensors
+    _SafetensorError = OSError  # type: ignore[misc,assignment]
 
 
 def _quiet_transformers() -> None:
@@ -311,6 +338,6 @@ def _read_logit_scale(folder: Path) -> float | None:
             with safe_open(str(file), framework="np") as handle:
                 if "logit_scale" in handle.keys():  # noqa: SIM118 (safe_open has no __contains__)
                     return float(math.exp(float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])))
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError, RuntimeError, _SafetensorError):
             continue
     return None

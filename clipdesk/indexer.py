@@ -102,6 +102,7 @@ class Prepared:
     pixels: np.ndarray | None = None
     info: ImageInfo | None = None
     error: str | None = None
+    gone: bool = False  # the file was deleted after the scan found it
 
 
 def file_hash(data: bytes) -> str:
@@ -143,6 +144,9 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
+        # Full-size decodes of huge non-JPEG images take turns, so N workers never
+        # hold N × 400 MB at once.
+        self._big_decode_lock = threading.Lock()
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
@@ -288,7 +292,10 @@ class Indexer:
                 prepared = queue.popleft().result()
                 refill()
                 done += 1
-                if prepared.error is not None:
+                if prepared.gone and prepared.job.existing is not None:
+                    # An indexed photo deleted since the scan: removed with the missing ones.
+                    missing[prepared.job.stat.path] = prepared.job.existing
+                elif prepared.error is not None:
                     report.failed.append(Failure(prepared.job.stat.path, prepared.error))
                 elif prepared.pixels is None:
                     pending_writes.append(prepared)
@@ -323,7 +330,9 @@ class Indexer:
                 data = handle.read()
                 st = os.fstat(handle.fileno())
         except FileNotFoundError:
-            return Prepared(job, "", 0, 0, error="file disappeared before it could be read")
+            return Prepared(
+                job, "", 0, 0, error="file disappeared before it could be read", gone=True
+            )
         except OSError as exc:
             return Prepared(job, "", 0, 0, error=f"cannot read file: {exc.strerror or exc}")
         digest = file_hash(data)
@@ -335,7 +344,9 @@ class Indexer:
         if not data:
             return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
         try:
-            image, info = open_image(data, min_side=self.encoder.image_size)
+            image, info = open_image(
+                data, min_side=self.encoder.image_size, big_decode_lock=self._big_decode_lock
+            )
             pixels = self.encoder.preprocess(image)
         except ImageUnreadable as exc:
             return Prepared(job, digest, size, mtime_ns, error=str(exc))
@@ -411,17 +422,41 @@ class Indexer:
             return
         source = known_hashes.get(item.hash)
         record = self.store.image(source) if source is not None else None
-        vector = self.store.vector(source) if source is not None else None
+        if record is None or record.hash != item.hash:
+            # The image we meant to copy from was changed or removed earlier in this
+            # run (contents swapped between files): find another holder of the content.
+            record = self.store.image_with_hash(item.hash)
+        vector = self.store.vector(record.id) if record is not None else None
         if record is None or vector is None:
-            report.failed.append(Failure(job.stat.path, "its duplicate vanished during indexing; will retry"))
-            return
-        info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
+            encoded = self._encode_now(item, report)
+            if isinstance(encoded, str):
+                report.failed.append(Failure(job.stat.path, encoded))
+                return
+            vector, info = encoded
+        else:
+            info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
         new = _new_image(item, info)
         if job.existing is not None:
             self.store.replace_image(job.existing.id, new, vector)
         else:
             self.store.insert_image(new, vector)
         report.indexed += 1
+
+    def _encode_now(
+        self, item: Prepared, report: IndexReport
+    ) -> tuple[np.ndarray, ImageInfo] | str:
+        """Decode and encode one file on this thread (a rare fallback); a reason if it cannot."""
+        fresh = self._prepare(Job(item.job.stat, item.job.folder_id, None), {})
+        if fresh.error is not None:
+            return fresh.error
+        if fresh.hash != item.hash or fresh.pixels is None or fresh.info is None:
+            return "file changed while it was being indexed; will retry"
+        try:
+            vector = self.encoder.encode_pixels(fresh.pixels[None])[0]
+        except (RuntimeError, ValueError) as exc:
+            return f"model failed on this image: {exc}"
+        report.encoded += 1
+        return vector, fresh.info
 
     def _vanished_twin(self, digest: str, path: str, claimed: set[int]) -> ImageState | None:
         """An image with this content whose file is gone: the same photo, moved.

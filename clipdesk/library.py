@@ -20,6 +20,7 @@ from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from .imaging import open_image
 from .indexer import Indexer, IndexReport, ProgressCallback
 from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
+from .paths import display
 from .search import Hit, Query, Searcher, TextCache
 from .store import Folder, ModelInfo, Store
 
@@ -96,7 +97,12 @@ class Library:
         """Refuse, before loading anything, a model that differs from the library's."""
         spec = self.model_spec()
         current = self.store.model()
-        if current is not None and current.model_id != spec.model_id and not reindex:
+        if (
+            current is not None
+            and current.model_id != spec.model_id
+            and not reindex
+            and self.store.count_images() > 0
+        ):
             raise ModelMismatch(
                 f"This library was indexed with the model '{current.model_id}', not "
                 f"'{spec.model_id}'. Leave out --model to use the library's model, or "
@@ -182,7 +188,9 @@ class Library:
                     image, _ = open_image(path, min_side=self.encoder.image_size)
                     vector = encode_images(self.encoder, [image])[0]
             except ImageUnreadable as exc:
-                out[index] = ClassifiedImage(path, None, f"{path}: {exc}")
+                # The library lookup names the file by its real path; name it as given.
+                reason = str(exc).removeprefix(f"{display(real_path(path))}: ")
+                out[index] = ClassifiedImage(path, None, f"{path}: {reason}")
                 continue
             except ClipdeskError as exc:
                 out[index] = ClassifiedImage(path, None, str(exc))

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .encoder import Encoder, encode_images, normalise
-from .errors import ClipdeskError
+from .errors import ClipdeskError, ImageUnreadable
 from .imaging import open_image
+from .paths import display
 from .store import Store
 
 NEGATIVE_WEIGHT = 0.5
@@ -91,7 +92,10 @@ class Searcher:
                 return vector, record.id
         if not Path(path).is_file():
             raise ClipdeskError(f"No image at {path}.")
-        image, _ = open_image(path, min_side=self.encoder.image_size)
+        try:
+            image, _ = open_image(path, min_side=self.encoder.image_size)
+        except ImageUnreadable as exc:
+            raise ImageUnreadable(f"{display(path)}: {exc}") from None  # say which example
         return encode_images(self.encoder, [image])[0], None
 
     def query_vector(self, query: Query) -> tuple[np.ndarray, set[int]]:

@@ -104,6 +104,16 @@ class ModelInfo:
     dim: int
 
 
+_WRITE_ERRORS = frozenset(
+    {
+        apsw.SQLITE_IOERR_WRITE,
+        apsw.SQLITE_IOERR_FSYNC,
+        apsw.SQLITE_IOERR_TRUNCATE,
+        apsw.SQLITE_IOERR_SHMSIZE,
+    }
+)
+
+
 @contextmanager
 def translate_errors(db_path: str) -> Iterator[None]:
     """Turn SQLite's failures into errors with a sentence a user can act on."""
@@ -128,14 +138,31 @@ def translate_errors(db_path: str) -> Iterator[None]:
         raise LibraryError(f"The library {db_path} is read-only; cannot write to it.") from None
     except apsw.CantOpenError:
         raise LibraryError(f"Cannot open the library {db_path}: check the path and its permissions.") from None
+    except apsw.SQLError as exc:
+        # A damaged vector table (sqlite-vec) or schema reports as a plain SQL error.
+        raise LibraryCorrupt(
+            f"The library {db_path} could not be read ({exc}); it may be damaged. "
+            "Run `clipdesk rebuild` to start a new one (the old file is kept as a backup)."
+        ) from None
     except apsw.IOError as exc:
+        if getattr(exc, "extendedresult", None) in _WRITE_ERRORS:
+            # EFBIG (file size limit) and failing disks land here rather than in FullError.
+            raise LibraryError(
+                f"Could not write to the library {db_path}: the disk may be full or the file "
+                "too large for it. Free some space and try again; nothing already saved was lost."
+            ) from None
         raise LibraryError(f"Disk error while using the library {db_path}: {exc}") from None
 
 
 def _create_private_file(path: Path) -> None:
     """Create the database file readable by its owner only, before SQLite does."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise LibraryError(
+            f"Cannot create the library {display(str(path))}: {exc.strerror or exc}."
+        ) from None
     os.close(fd)
 
 
@@ -151,10 +178,13 @@ class Store:
                 _create_private_file(self.path)
             elif self.path.is_dir():
                 raise LibraryError(f"{self.path} is a folder, not a library file.")
+            elif not self.path.is_file():
+                raise LibraryError(f"{self.path} is not a regular file, so it cannot be a library.")
         with translate_errors(str(self.path)):
             self.conn = apsw.Connection(str(path))
             self.conn.setbusytimeout(BUSY_TIMEOUT_MS)
             self._load_vec()
+            self._refuse_foreign()  # before WAL mode would rewrite another program's file
             self._pragmas()
             self._migrate()
         self._vec_dim = self._read_vec_dim()
@@ -188,6 +218,20 @@ class Store:
         # power cut is lost, which the next index run redoes.
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
+    def _scalar(self, sql: str) -> Any:
+        row = self.conn.execute(sql).fetchone()
+        return row[0] if row else None
+
+    def _refuse_foreign(self) -> None:
+        """Another program's database (which may set user_version too) is left untouched."""
+        version = self._scalar("PRAGMA user_version")
+        tables = self._scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+        if (version != 0 or tables) and not self._is_clipdesk():
+            raise LibraryCorrupt(
+                f"{self.path} is an SQLite database but not a clipdesk library; "
+                "choose another --db path."
+            )
+
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -212,10 +256,17 @@ class Store:
                     self.conn.execute(_SCHEMA_V1)
                     self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
                     self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        if version != 0:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
-            if row is None or row[0] != APP_ID:
-                raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
+        if version != 0 and not self._is_clipdesk():
+            raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
+
+    def _is_clipdesk(self) -> bool:
+        if not self._scalar("SELECT count(*) FROM sqlite_master WHERE name = 'meta'"):
+            return False
+        try:
+            app = self._scalar("SELECT value FROM meta WHERE key = 'app'")
+        except apsw.SQLError:  # a 'meta' table of another shape
+            return False
+        return bool(app == APP_ID)
 
     def close(self) -> None:
         self.conn.close()
@@ -281,7 +332,8 @@ class Store:
         current = self.model()
         if current == ModelInfo(model_id, dim):
             return
-        if current is not None and not reindex:
+        # A library with no images yet (e.g. its first model failed to load) may switch freely.
+        if current is not None and not reindex and self.count_images() > 0:
             raise ModelMismatch(
                 f"This library was indexed with the model '{current.model_id}', not "
                 f"'{model_id}'. Use --model {current.model_id}, or re-index with "
@@ -383,6 +435,11 @@ class Store:
     def hash_index(self) -> dict[str, int]:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
         return {h: i for i, h in self._query("SELECT id, hash FROM images")}
+
+    def image_with_hash(self, content_hash: str) -> ImageRecord | None:
+        """Some image whose content has this hash, as the database holds it now."""
+        rows = self._query(_IMAGE_SELECT + " WHERE hash = ? LIMIT 1", (content_hash,))
+        return _record(rows[0]) if rows else None
 
     def image(self, image_id: int) -> ImageRecord | None:
         rows = self._query(_IMAGE_SELECT + " WHERE id = ?", (image_id,))
