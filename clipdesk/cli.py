@@ -101,10 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_forget)
 
+    p = sub.add_parser("gui", parents=[common], help="open the desktop app")
+    _add_gui_arguments(p)
+    p.set_defaults(handler=cmd_gui)
+
     p = sub.add_parser("rebuild", parents=[common], help="start a new, empty library, keeping the old file as a backup")
     p.set_defaults(handler=cmd_rebuild)
 
     return parser
+
+
+def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
+    from .gui.app import add_arguments  # argparse only: Qt loads when the window opens
+
+    add_arguments(p)
 
 
 def _preset_names() -> list[str]:
@@ -277,6 +287,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     else:
         print(f"Forgot {args.path} ({removed} images). The photos themselves were not touched.")
     return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import run
+
+    return run(args)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

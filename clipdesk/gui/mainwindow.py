@@ -1,0 +1,852 @@
+"""The main window: search box, results grid, preview, folders and classification panels.
+
+Everything slow (the model, the database, decoding) happens on the service's
+threads or the thumbnail workers; this module only asks and shows answers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from PySide6.QtCore import QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..classify import LabelSet
+from ..encoder import Encoder
+from ..library import ClassifiedImage, Library, LibraryOptions
+from ..paths import cache_dir
+from ..search import Hit, Query
+from ..sorting import SortReport, apply_sort, plan_sort
+from ..store import MAX_KNN
+from . import settings as settings_io
+from .backend import FolderStatus, ServiceEvent
+from .classifypanel import ClassifyPanel
+from .delegate import ThumbnailDelegate
+from .folderspanel import FoldersPanel
+from .preview import PreviewPane
+from .querytext import parse_query
+from .resultsmodel import ResultsModel
+from .searchbox import SearchBox
+from .settings import AppSettings
+from .settingsdialog import SettingsDialog
+from .thumbnails import ThumbnailLoader, thumbnail_dir
+from .worker import ServiceWorker
+
+SEARCH_DEBOUNCE_MS = 250
+SEARCH_LIMIT = MAX_KNN  # the store's most neighbours per query; the relevance control trims
+
+
+def options_for(base: LibraryOptions, s: AppSettings) -> LibraryOptions:
+    """The library options the settings ask for (an explicit --model wins over the settings)."""
+    return replace(
+        base,
+        model=base.model or s.model or None,
+        device=s.device if base.device == "auto" else base.device,
+        batch_size=s.batch_size or base.batch_size,
+    )
+
+
+def browse_all(library: Library) -> list[Hit]:
+    """Every photo in the library, by path (what the grid shows before a search). Worker thread."""
+    hits: list[Hit] = []
+    for folder in library.folders():
+        for path, state in library.store.image_states(folder.id).items():
+            hits.append(Hit(state.id, path, 0.0))
+    hits.sort(key=lambda h: h.path.lower())
+    return hits
+
+
+def copy_image(path: str) -> QImage:
+    """Decode a photo upright for the clipboard (worker thread: QImage is thread-safe)."""
+    from ..imaging import open_image
+    from .thumbnails import _to_qimage
+
+    image, _ = open_image(path)
+    return _to_qimage(image)
+
+
+class Notice(QFrame):
+    """A dismissable one-line notice above the results: errors never need a modal box."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        options: LibraryOptions,
+        *,
+        qsettings: QSettings | None = None,
+        encoder: Encoder | None = None,
+        start: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("clipdesk")
+        self.setAcceptDrops(True)
+        self.qsettings = qsettings or settings_io.open_settings()
+        self.settings = settings_io.load(self.qsettings)
+        self.base_options = options
+        self._encoder = encoder
+        self.worker = self._make_worker()
+        self._folders: list[FolderStatus] = []
+        self._folders_known = False
+        self._like_paths: list[str] = []
+        self._like_ids: list[int] = []
+        self._search_call = None
+        self._search_serial = 0
+        self._browsing = True
+        self._indexing = False
+        self._seen_idle = False
+        self._progress_started = 0.0
+        self._failed = 0
+        self._images = 0
+        self._closing = False
+        self.last_error: str | None = None
+
+        ratio = max(1.0, QGuiApplication.primaryScreen().devicePixelRatio()) if QGuiApplication.primaryScreen() else 1.0
+        self.loader = ThumbnailLoader(
+            min(512, int(256 * ratio)), disk_cache=thumbnail_dir(),
+            cache_limit_mb=self.settings.thumbnail_cache_mb, parent=self,
+        )
+        self.model = ResultsModel(self)
+        self.loader.ready.connect(self.model.thumbnail_ready)
+
+        self._build_central()
+        self._build_docks()
+        self._build_status_bar()
+        self._build_menus()
+
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DEBOUNCE_MS)
+        self._search_timer.timeout.connect(self.run_search)
+        self._folders_timer = QTimer(self, singleShot=True, interval=300)
+        self._folders_timer.timeout.connect(self.refresh_folders)
+        self.resize(1200, 780)
+        if start:
+            self.start()
+
+    # -- construction -------------------------------------------------------------
+
+    def _make_worker(self) -> ServiceWorker:
+        worker = ServiceWorker(
+            options_for(self.base_options, self.settings),
+            encoder=self._encoder,
+            start_watching=self.settings.start_watching,
+            parent=self,
+        )
+        worker.event.connect(self._on_event)
+        return worker
+
+    def _build_central(self) -> None:
+        self.search_box = SearchBox()
+        self.search_box.textEdited.connect(lambda _: self._search_timer.start())
+        self.search_box.returnPressed.connect(self.run_search)
+        self.search_box.images_dropped.connect(self.add_examples)
+        self.examples_button = QToolButton()
+        self.examples_button.setAutoRaise(True)
+        self.examples_button.setToolTip("Example photos in this search; click to remove them")
+        self.examples_button.clicked.connect(self.clear_examples)
+        self.examples_button.hide()
+
+        self.relevance = QSlider(Qt.Orientation.Horizontal)
+        self.relevance.setRange(0, 95)
+        self.relevance.setValue(self.settings.relevance)
+        self.relevance.setFixedWidth(140)
+        self.relevance.setToolTip(
+            "Hide weak matches: the further right, the closer to the best match a photo must be"
+        )
+        self.relevance.valueChanged.connect(self._relevance_changed)
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(64, 256)
+        self.size_slider.setValue(min(256, self.settings.thumbnail_size))
+        self.size_slider.setFixedWidth(120)
+        self.size_slider.setToolTip("Thumbnail size")
+        self.size_slider.valueChanged.connect(self._size_changed)
+        self.count_label = QLabel()
+
+        top = QHBoxLayout()
+        top.addWidget(self.search_box, 1)
+        top.addWidget(self.examples_button)
+        controls = QHBoxLayout()
+        controls.addWidget(self.count_label, 1)
+        controls.addWidget(QLabel("Relevance:"))
+        controls.addWidget(self.relevance)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Size:"))
+        controls.addWidget(self.size_slider)
+
+        self.view = QListView()
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(500)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setDragEnabled(True)
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.activated.connect(self._open_index)
+        self.view.doubleClicked.connect(self._open_index)
+        self.delegate = ThumbnailDelegate(self.loader, self.view)
+        self.delegate.cell = self.size_slider.value()
+        self.view.setItemDelegate(self.delegate)
+        self.view.setModel(self.model)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.model.modelReset.connect(self._results_changed)
+
+        self.empty = QWidget()
+        title = QLabel("<h2>Make your photos searchable</h2>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        body = QLabel(
+            "Add a folder of photos. clipdesk indexes it in the background, on this computer "
+            "only; then describe what you are looking for.\nYou can also drop a folder on this window."
+        )
+        body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        body.setWordWrap(True)
+        self.empty_add = QPushButton("Add folder…")
+        self.empty_add.clicked.connect(self.choose_folder)
+        empty_layout = QVBoxLayout(self.empty)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(title)
+        empty_layout.addWidget(body)
+        empty_layout.addWidget(self.empty_add, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_layout.addStretch(2)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.empty)
+        self.pages.addWidget(self.view)
+        self.notice = Notice()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.notice)
+        layout.addLayout(controls)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+        self.pages.setCurrentWidget(self.view)
+
+    def _build_docks(self) -> None:
+        self.preview = PreviewPane()
+        self.preview_dock = self._dock("Preview", self.preview, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.classify_panel = ClassifyPanel(self.settings.label_sets, self.settings.labels)
+        self.classify_panel.classify_requested.connect(self.classify)
+        self.classify_panel.sort_requested.connect(self.sort_into_folders)
+        self.classify_panel.label_sets_changed.connect(self._label_sets_changed)
+        self.classify_panel.message.connect(self.show_message)
+        self.classify_dock = self._dock("Classify", self.classify_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.preview_dock, self.classify_dock)
+        self.preview_dock.raise_()
+        self.folders_panel = FoldersPanel()
+        self.folders_panel.add_requested.connect(self.choose_folder)
+        self.folders_panel.remove_requested.connect(self.remove_folder)
+        self.folders_panel.reindex_requested.connect(self.reindex_folder)
+        self.folders_dock = self._dock("Folders", self.folders_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._docks_sized = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:
+            # Docks can only be sized once the window has its size; the grid gets the rest.
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        width = self.width()
+        self.resizeDocks([self.folders_dock, self.preview_dock],
+                         [max(220, width // 5), max(300, width * 3 // 10)], Qt.Orientation.Horizontal)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower())
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%v / %m")
+        self.progress_label = QLabel()
+        self.pause_button = QToolButton()
+        self.pause_button.setText("Pause")
+        self.pause_button.setToolTip("Pause or resume indexing")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.library_label = QLabel()
+        for w in (self.progress_label, self.progress, self.pause_button):
+            bar.addPermanentWidget(w)
+            w.hide()
+        bar.addPermanentWidget(self.library_label)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Add folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        find = self._action(edit, "&Find", self.focus_search, QKeySequence.StandardKey.Find)
+        find.setShortcuts([QKeySequence.StandardKey.Find, QKeySequence("Ctrl+L")])
+        self._action(edit, "&Copy path", self.copy_paths, QKeySequence.StandardKey.Copy)
+        self._action(edit, "Find &similar", self.find_similar, QKeySequence("Ctrl+M"))
+        view = self.menuBar().addMenu("&View")
+        for dock in (self.folders_dock, self.preview_dock, self.classify_dock):
+            view.addAction(dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Search &syntax", self._show_syntax)
+        self._action(help_menu, "&About clipdesk", self._about)
+
+    def _action(self, menu: QMenu, text: str, slot: object, shortcut: object = None) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        return action
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the service (off the GUI thread) and ask for the folder list."""
+        self.worker.start()
+        self.refresh_folders()
+        self.focus_search()
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop cleanly: indexing commits what it has done; every thread is joined."""
+        self._closing = True
+        self.settings.thumbnail_size = self.size_slider.value()
+        self.settings.relevance = self.relevance.value()
+        self.settings.labels = self.classify_panel.labels_edit.text()
+        settings_io.save(self.qsettings, self.settings)
+        self._search_timer.stop()
+        self._folders_timer.stop()
+        self.hide()
+        self.worker.stop()
+        self.loader.stop()
+        self.preview.loader.stop()
+        self.classify_panel.loader.stop()
+        event.accept()
+
+    def is_idle(self) -> bool:
+        """Nothing left to show: indexing done, searches answered, visible thumbnails loaded."""
+        return (
+            self._folders_known
+            and not self._indexing
+            and (self._seen_idle or not self._folders)
+            and self.worker.in_flight == 0
+            and not self._search_timer.isActive()
+            and self.loader.pending == 0
+            and self.classify_panel.loader.pending == 0
+            and self.preview.loader.pending == 0
+        )
+
+    # -- service events -------------------------------------------------------------
+
+    def _on_event(self, event: ServiceEvent) -> None:
+        if self._closing:
+            return
+        if event.images:
+            self._images = event.images
+        kind = event.kind
+        if kind in ("started", "queued", "progress", "encoded"):
+            if not self._indexing:
+                self._indexing = True
+                self._progress_started = time.monotonic()
+                self._failed = 0
+            if kind == "progress":
+                self._show_progress(event)
+        elif kind == "failed":
+            self._failed += 1
+            self.statusBar().showMessage(f"Skipped {event.path}: {event.message}", 8000)
+        elif kind == "idle":
+            was_indexing = self._indexing
+            self._indexing = False
+            self._seen_idle = True
+            self._hide_progress()
+            self._folders_timer.start()
+            if was_indexing:
+                done = f"Indexing done: {self._images:,} photos" if self._images else "Indexing done"
+                skipped = f", {self._failed} files skipped" if self._failed else ""
+                self.statusBar().showMessage(done + skipped + ".", 10000)
+                self.refresh_results()
+        elif kind in ("folder", "moved", "removed"):
+            self._folders_timer.start()
+        elif kind == "model":
+            self._on_model_event(event)
+        elif kind == "error":
+            self.show_error(event.message or "Something went wrong in the background.")
+        self._update_library_label()
+
+    def _on_model_event(self, event: ServiceEvent) -> None:
+        state = event.state
+        if state == "loading":
+            self.statusBar().showMessage("Loading the model…")
+        elif state == "downloading":
+            if event.total:
+                self.progress_label.setText("Downloading the model")
+                self.progress.setRange(0, max(1, event.total))
+                self.progress.setValue(event.done)
+                self.progress.setFormat("%p%")
+                self.progress.show()
+                self.progress_label.show()
+            self.statusBar().showMessage(event.message or "Downloading the model (once)…")
+        elif state == "ready":
+            self.statusBar().showMessage("Model ready.", 3000)
+            self.progress.setFormat("%v / %m")
+        elif state == "unavailable":
+            self.show_error(
+                (event.message or "The model is not available.")
+                + "\nFolders, browsing and settings still work; search and classification need the model."
+            )
+
+    def _show_progress(self, event: ServiceEvent) -> None:
+        total = max(event.total, event.done, 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(event.done)
+        self.progress.setFormat("%v / %m")
+        parts = [f"Indexing {os.path.basename(event.folder or '') or 'photos'}"]
+        if event.rate > 0:
+            parts.append(f"{event.rate:.1f} photos/s")
+            left = (total - event.done) / event.rate
+            if event.done < total:
+                parts.append(_duration(left) + " left")
+        if event.failed:
+            parts.append(f"{event.failed} skipped")
+        self.progress_label.setText(" · ".join(parts))
+        for w in (self.progress_label, self.progress, self.pause_button):
+            w.show()
+
+    def _hide_progress(self) -> None:
+        for w in (self.progress_label, self.progress, self.pause_button):
+            w.hide()
+
+    def _update_library_label(self) -> None:
+        images = sum(f.images for f in self._folders) or self._images
+        self.library_label.setText(f"{images:,} photos in {len(self._folders)} folders" if self._folders else "")
+
+    def toggle_pause(self) -> None:
+        if self.pause_button.text() == "Pause":
+            self.worker.pause()
+            self.pause_button.setText("Resume")
+            self.progress_label.setText("Paused")
+        else:
+            self.worker.resume()
+            self.pause_button.setText("Pause")
+
+    def show_error(self, text: str) -> None:
+        """Errors are shown, never raised: a notice above the grid and the status bar."""
+        self.last_error = text
+        self.notice.show_message(text)
+        self.statusBar().showMessage(text.splitlines()[0], 10000)
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _failed_call(self, what: str) -> object:
+        def errback(exc: BaseException) -> None:
+            from ..errors import ClipdeskError
+
+            if isinstance(exc, ClipdeskError):
+                self.show_error(str(exc))
+            elif isinstance(exc, OSError):
+                self.show_error(f"{what}: {exc.strerror or exc}")
+            else:  # a bug: still shown, not a crash, with enough to report it
+                self.show_error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}).")
+
+        return errback
+
+    # -- folders -----------------------------------------------------------------
+
+    def refresh_folders(self) -> None:
+        self.worker.folders(self._got_folders, self._failed_call("Listing folders"))
+
+    def _got_folders(self, folders: Sequence[FolderStatus]) -> None:
+        first = not self._folders_known
+        self._folders = list(folders)
+        self._folders_known = True
+        self.folders_panel.model.set_folders(self._folders)
+        self._update_library_label()
+        self._update_page()
+        if first:
+            self.refresh_results()
+
+    def _update_page(self) -> None:
+        empty = self._folders_known and not self._folders and self.model.rowCount() == 0
+        self.pages.setCurrentWidget(self.empty if empty else self.view)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, path: str) -> None:
+        if not os.path.isdir(path):
+            self.show_error(f"{path} is not a folder.")
+            return
+        self._indexing = True
+        self._progress_started = time.monotonic()
+        self.statusBar().showMessage(f"Adding {path}…", 5000)
+        self.worker.add_folder(path, self._failed_call(f"Adding {path}"))
+        self.pages.setCurrentWidget(self.view)
+        self._folders_timer.start()
+
+    def remove_folder(self, path: str, forget: bool) -> None:
+        self.worker.remove_folder(path, forget=forget, errback=self._failed_call(f"Removing {path}"))
+        self._folders_timer.start()
+        if forget:
+            QTimer.singleShot(500, self.refresh_results)
+
+    def reindex_folder(self, path: str) -> None:
+        self.worker.reindex_folder(path, self._failed_call(f"Re-indexing {path}"))
+        self._folders_timer.start()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if any(u.isLocalFile() and os.path.isdir(u.toLocalFile()) for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        folders = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        folders = [f for f in folders if os.path.isdir(f)]
+        for folder in folders:
+            self.add_folder(folder)
+        if folders:
+            event.acceptProposedAction()
+
+    # -- search ---------------------------------------------------------------------
+
+    def current_query(self) -> Query:
+        parsed = parse_query(self.search_box.text())
+        return Query(
+            texts=(parsed.text,) if parsed.text else (),
+            negatives=parsed.negatives,
+            like=tuple(self._like_paths),
+            like_ids=tuple(self._like_ids),
+            limit=SEARCH_LIMIT,
+        )
+
+    def run_search(self) -> None:
+        """Search for what is typed and dropped; an empty box shows every photo."""
+        self._search_timer.stop()
+        if self._search_call is not None:
+            self._search_call.cancel()
+        query = self.current_query()
+        self._search_serial += 1
+        serial = self._search_serial
+        if query.is_empty():
+            self._browsing = True
+            self._search_call = self.worker.call(
+                browse_all, lambda hits: self._show_hits(serial, hits), self._failed_call("Listing photos")
+            )
+            return
+        self._browsing = False
+        self._search_call = self.worker.call(
+            lambda library: library.search(query),
+            lambda hits: self._show_hits(serial, hits),
+            self._failed_call("Search"),
+        )
+
+    def refresh_results(self) -> None:
+        """Search again (new photos were indexed, or a folder was forgotten)."""
+        if not self._closing:
+            self.run_search()
+
+    def _show_hits(self, serial: int, hits: list[Hit]) -> None:
+        if serial != self._search_serial:
+            return  # an older search answered late
+        if not self._browsing and self.notice.isVisible() and self.last_error:
+            self.notice.hide()
+        self.model.set_hits(hits)
+        self._update_page()
+
+    def _results_changed(self) -> None:
+        self.loader.clear_queue()
+        shown, total = self.model.rowCount(), self.model.total
+        if self._browsing:
+            text = f"{total:,} photos" if total else ""
+        elif total == 0:
+            text = "No matches."
+        elif shown < total:
+            text = f"{shown:,} of {total:,} matches (weaker ones hidden)"
+        else:
+            text = f"{total:,} matches, best first"
+        self.count_label.setText(text)
+        if self.model.rowCount():
+            self.view.scrollToTop()
+
+    def _relevance_changed(self, value: int) -> None:
+        self.model.set_relevance(value / 100)
+
+    def _size_changed(self, value: int) -> None:
+        self.delegate.cell = value
+        self.view.setIconSize(QSize(value, value))  # makes the view lay its grid out again
+        self.view.doItemsLayout()
+
+    def add_examples(self, paths: Sequence[str]) -> None:
+        """Photos dropped on the search box: find more like them (with the words, if any)."""
+        files = [p for p in paths if os.path.isfile(p)]
+        if not files:
+            self.show_message("Drop photo files on the search box to find more like them.")
+            return
+        self._like_paths.extend(p for p in files if p not in self._like_paths)
+        self._update_examples()
+        self.run_search()
+
+    def find_similar(self) -> None:
+        hits = self.selected_hits()
+        if not hits:
+            return
+        self._like_paths = []
+        self._like_ids = [h.image_id for h in hits]
+        self._update_examples()
+        self.run_search()
+
+    def clear_examples(self) -> None:
+        self._like_paths, self._like_ids = [], []
+        self._update_examples()
+        self.run_search()
+
+    def _update_examples(self) -> None:
+        n = len(self._like_paths) + len(self._like_ids)
+        self.examples_button.setText(f"like {n} photo{'s' if n != 1 else ''} ✕")
+        self.examples_button.setVisible(n > 0)
+
+    # -- results -------------------------------------------------------------------
+
+    def selected_hits(self) -> list[Hit]:
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        if not rows and self.view.currentIndex().isValid():
+            rows = [self.view.currentIndex().row()]
+        return [h for h in (self.model.hit(r) for r in rows) if h is not None]
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        hit = self.model.hit(current.row()) if current.isValid() else None
+        if hit is not None and self._browsing:
+            hit = replace(hit, score=float("nan"))
+        self.preview.show_hit(hit)
+        if hit is not None:
+            image_id = hit.image_id
+            self.worker.call(lambda library: library.store.image(image_id), self.preview.show_record)
+
+    def _open_index(self, index: QModelIndex) -> None:
+        hit = self.model.hit(index.row())
+        if hit is not None:
+            self.open_paths([hit.path])
+
+    def open_paths(self, paths: Sequence[str]) -> None:
+        for path in paths[:20]:  # a slip of Ctrl+A must not launch a thousand viewers
+            if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+                self.show_error(f"No application is set up to open {path}.")
+
+    def show_in_folder(self, path: str) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+    def copy_paths(self) -> None:
+        hits = self.selected_hits()
+        if hits:
+            QGuiApplication.clipboard().setText("\n".join(h.path for h in hits))
+            self.show_message("Copied the path." if len(hits) == 1 else f"Copied {len(hits)} paths.")
+
+    def copy_image(self, path: str) -> None:
+        def done(image: QImage) -> None:
+            QGuiApplication.clipboard().setImage(image)
+            self.show_message("Copied the image.")
+
+        self.worker.run(lambda: copy_image(path), done, self._failed_call(f"Copying {path}"))
+
+    def classify_selected(self) -> None:
+        hits = self.selected_hits()
+        if hits:
+            self.classify_dock.show()
+            self.classify_dock.raise_()
+            self.classify_panel.add_files([h.path for h in hits])
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid():
+            return
+        if not self.view.selectionModel().isSelected(index):
+            self.view.setCurrentIndex(index)
+        hits = self.selected_hits()
+        if not hits:
+            return
+        first = hits[0]
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_paths([h.path for h in hits]))
+        menu.addAction("Show in folder", lambda: self.show_in_folder(first.path))
+        menu.addSeparator()
+        menu.addAction("Copy path", self.copy_paths)
+        menu.addAction("Copy image", lambda: self.copy_image(first.path))
+        menu.addSeparator()
+        menu.addAction("Find similar", self.find_similar)
+        menu.addAction("Classify", self.classify_selected)
+        menu.popup(self.view.viewport().mapToGlobal(pos))
+
+    # -- classification ------------------------------------------------------------
+
+    def classify(self, paths: list[str], labels: LabelSet) -> None:
+        self.statusBar().showMessage(f"Classifying {len(paths)} photo{'s' if len(paths) != 1 else ''}…")
+
+        def done(results: list[ClassifiedImage]) -> None:
+            self.classify_panel.show_results(results)
+            bad = [r for r in results if r.result is None]
+            text = f"Classified {len(results) - len(bad)} photos"
+            self.statusBar().showMessage(text + (f"; {len(bad)} could not be read." if bad else "."), 8000)
+
+        self.worker.call(lambda library: library.classify(paths, labels), done, self._failed_call("Classifying"))
+
+    def sort_into_folders(self, winners: list[tuple[str, str]], destination: str, move: bool) -> None:
+        def done(report: SortReport) -> None:
+            verb = "Moved" if move else "Copied"
+            text = f"{verb} {report.done} photos into {destination}."
+            if report.failed:
+                path, why = report.failed[0]
+                self.show_error(f"{text} {len(report.failed)} failed, e.g. {path}: {why}")
+            else:
+                self.show_message(text)
+            if move:
+                self.classify_panel.clear()
+
+        self.worker.run(lambda: apply_sort(plan_sort(winners, destination), move=move), done,
+                        self._failed_call("Sorting"))
+
+    def _label_sets_changed(self, sets: dict[str, list[str]]) -> None:
+        self.settings.label_sets = sets
+        settings_io.save(self.qsettings, self.settings)
+
+    # -- settings and help -----------------------------------------------------------
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, new: AppSettings, *, confirm: bool = True) -> None:
+        """Save settings; a new model (after the user agrees) restarts the service and re-indexes."""
+        old = self.settings
+        model_changed = new.model != old.model and not self.base_options.model
+        if model_changed and confirm:
+            answer = QMessageBox.question(
+                self, "Change the model",
+                "A different model means re-indexing every photo once (search works again when it "
+                "is done). Re-index now?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                new = replace(new, model=old.model)
+                model_changed = False
+        self.settings = new
+        settings_io.save(self.qsettings, new)
+        if model_changed:
+            self._restart_service(reindex=True)
+        elif (new.device, new.batch_size, new.start_watching) != (old.device, old.batch_size, old.start_watching):
+            self.show_message("Device, batch size and watching apply the next time clipdesk starts.")
+
+    def _restart_service(self, *, reindex: bool) -> None:
+        old = self.worker
+        folders = [f.path for f in self._folders]
+        self.statusBar().showMessage("Switching the model…")
+
+        def started_again() -> None:
+            if self._closing:
+                return
+            self.worker = self._make_worker()
+            self._seen_idle = False
+            self.worker.start()
+            if reindex:
+                for path in folders:
+                    self.worker.reindex_folder(path, self._failed_call(f"Re-indexing {path}"))
+            self.refresh_folders()
+            old.deleteLater()
+
+        old.event.disconnect(self._on_event)
+        old.stop_later(started_again)
+
+    def _show_syntax(self) -> None:
+        QMessageBox.information(
+            self, "Search syntax",
+            "Type what you are looking for: dog on a beach\n\n"
+            "Push photos down with -word or not:word:  beach -people\n"
+            'Quote a phrase:  beach -"people swimming"\n\n'
+            "Drop a photo on the search box, or right-click a result and choose Find similar, to "
+            "find more like it; words and example photos combine.\n\n"
+            "The Relevance slider hides weaker matches.",
+        )
+
+    def _about(self) -> None:
+        from .. import __version__
+
+        QMessageBox.about(
+            self, "About clipdesk",
+            f"clipdesk {__version__}\nPrivate, offline photo search with CLIP.\n"
+            f"Thumbnails are cached in {cache_dir() / 'thumbnails'}.",
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
