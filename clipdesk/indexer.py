@@ -24,7 +24,7 @@ from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import display
-from .scanner import FileStat, scan
+from .scanner import FileStat, scan, stat_file
 from .store import ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
@@ -186,6 +186,63 @@ class Indexer:
             else:
                 jobs.append(Job(stat, folder_id, state))
         self._run(jobs, {}, report, start)
+        report.seconds = time.monotonic() - start
+        return report
+
+    def index_changes(
+        self, changed: Iterable[str], gone: Iterable[str] = (), *, rehash: bool = False
+    ) -> IndexReport:
+        """Bring the paths a watcher saw change up to date, without scanning whole folders.
+
+        `changed` are files created or modified; `gone` are files or whole folders
+        deleted or moved away. A photo that left a `gone` path and turns up among
+        `changed` keeps its vector (matched by content hash, no re-encode). Paths
+        outside the library's folders are ignored. With `rehash`, files whose size
+        and mtime look unchanged are read and hashed again too.
+        """
+        start = time.monotonic()
+        report = IndexReport()
+        folders = self.store.folders()
+        states: dict[int, dict[str, ImageState]] = {}
+
+        def folder_of(path: str) -> int | None:
+            best = None
+            for folder in folders:
+                if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
+                    best = folder
+            if best is None:
+                return None
+            if best.id not in states:
+                states[best.id] = self.store.image_states(best.id)
+            return best.id
+
+        missing: dict[str, ImageState] = {}
+        gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
+        for folder_id in {f for f in map(folder_of, gone_set) if f is not None}:
+            for path, state in states[folder_id].items():
+                if _under_any(path, gone_set) and stat_file(path) is None:
+                    missing[path] = state
+        jobs = []
+        for path in dict.fromkeys(changed):
+            folder_id = folder_of(path)
+            if folder_id is None:
+                continue
+            state = states[folder_id].get(path)
+            stat = stat_file(path)
+            if stat is None:
+                if state is not None:
+                    missing[path] = state
+            elif (
+                not rehash
+                and state is not None
+                and state.size == stat.size
+                and state.mtime_ns == stat.mtime_ns
+            ):
+                report.unchanged += 1
+            else:
+                missing.pop(path, None)
+                jobs.append(Job(stat, folder_id, state))
+        self._run(jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
 
@@ -384,6 +441,17 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         height=info.height,
         taken_at=info.taken_at,
     )
+
+
+def _under_any(path: str, roots: set[str]) -> bool:
+    """True if path is one of roots or lies below one of them."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def remove_missing(store: Store, paths: Iterable[str]) -> int:

@@ -186,19 +186,23 @@ class Store:
                 "update clipdesk to open it."
             )
         if version == 0:
-            tables = self.conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            ).fetchone()[0]
-            if tables:
-                raise LibraryCorrupt(
-                    f"{self.path} is an SQLite database but not a clipdesk library; "
-                    "choose another --db path."
-                )
+            # Look again under the write lock: another connection (the service's
+            # other thread, another process) may be creating the library right now.
             with self._transaction():
-                self.conn.execute(_SCHEMA_V1)
-                self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        else:
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = self.conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                if version == 0 and tables:
+                    raise LibraryCorrupt(
+                        f"{self.path} is an SQLite database but not a clipdesk library; "
+                        "choose another --db path."
+                    )
+                if version == 0:
+                    self.conn.execute(_SCHEMA_V1)
+                    self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
+                    self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != 0:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
             if row is None or row[0] != APP_ID:
                 raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
@@ -244,6 +248,14 @@ class Store:
 
     def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Keep a setting in the library (None deletes it); its own transaction."""
+        with self.write():
+            if value is None:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._set_meta(key, value)
 
     def model(self) -> ModelInfo | None:
         """The model whose vectors this library holds, if any."""
