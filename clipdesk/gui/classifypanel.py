@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -208,10 +209,11 @@ class ClassifyPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.sets, 1)
         top.addWidget(self.save_set)
-        buttons = QHBoxLayout()
-        for b in (add, self.export_button, self.sort_button, clear):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
+        buttons = QGridLayout()  # two rows keep the panel narrow enough to share the window
+        buttons.addWidget(add, 0, 0)
+        buttons.addWidget(clear, 0, 1)
+        buttons.addWidget(self.export_button, 1, 0)
+        buttons.addWidget(self.sort_button, 1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Labels:"))
         layout.addWidget(self.labels_edit)

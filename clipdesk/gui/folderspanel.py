@@ -26,6 +26,7 @@ STATE_TEXT = {
     "indexing": "indexing…",
     "error": "error",
     "missing": "missing",
+    "unwatched": "not watched",
 }
 
 

@@ -7,7 +7,6 @@ threads or the thumbnail workers; this module only asks and shows answers.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -88,6 +87,17 @@ def browse_all(library: Library) -> list[Hit]:
     return hits
 
 
+def switch_model(options: LibraryOptions) -> None:
+    """Make the library use options.model, dropping the old vectors (the service re-indexes).
+
+    Runs off the GUI thread while the service is stopped; loads the model only to learn
+    its vector size, so an unavailable model fails here, before anything is dropped.
+    """
+    with Library(options) as library:
+        encoder = library.encoder  # checks the model name and loads its description
+        library.store.bind_model(encoder.model_id, encoder.dim, reindex=True)
+
+
 def copy_image(path: str) -> QImage:
     """Decode a photo upright for the clipboard (worker thread: QImage is thread-safe)."""
     from ..imaging import open_image
@@ -147,8 +157,8 @@ class MainWindow(QMainWindow):
         self._search_serial = 0
         self._browsing = True
         self._indexing = False
+        self._dirty = False
         self._seen_idle = False
-        self._progress_started = 0.0
         self._failed = 0
         self._images = 0
         self._closing = False
@@ -408,13 +418,12 @@ class MainWindow(QMainWindow):
         if event.images:
             self._images = event.images
         kind = event.kind
-        if kind in ("started", "queued", "progress", "encoded"):
+        if kind == "progress":
             if not self._indexing:
                 self._indexing = True
-                self._progress_started = time.monotonic()
                 self._failed = 0
-            if kind == "progress":
-                self._show_progress(event)
+            self._dirty = True
+            self._show_progress(event)
         elif kind == "failed":
             self._failed += 1
             self.statusBar().showMessage(f"Skipped {event.path}: {event.message}", 8000)
@@ -428,12 +437,20 @@ class MainWindow(QMainWindow):
                 done = f"Indexing done: {self._images:,} photos" if self._images else "Indexing done"
                 skipped = f", {self._failed} files skipped" if self._failed else ""
                 self.statusBar().showMessage(done + skipped + ".", 10000)
+            if self._dirty:
+                self._dirty = False
                 self.refresh_results()
-        elif kind in ("folder", "moved", "removed"):
+        elif kind in ("encoded", "moved", "removed"):
+            # New, moved or forgotten photos: show them once the service is idle again.
+            self._dirty = True
+            self._folders_timer.start()
+        elif kind == "folder":
             self._folders_timer.start()
         elif kind == "model":
             self._on_model_event(event)
         elif kind == "error":
+            self._indexing = False
+            self._hide_progress()
             self.show_error(event.message or "Something went wrong in the background.")
         self._update_library_label()
 
@@ -543,8 +560,8 @@ class MainWindow(QMainWindow):
         if not os.path.isdir(path):
             self.show_error(f"{path} is not a folder.")
             return
-        self._indexing = True
-        self._progress_started = time.monotonic()
+        self._indexing = True  # until the service says it is idle (or fails)
+        self._dirty = True
         self.statusBar().showMessage(f"Adding {path}…", 5000)
         self.worker.add_folder(path, self._failed_call(f"Adding {path}"))
         self.pages.setCurrentWidget(self.view)
@@ -553,8 +570,6 @@ class MainWindow(QMainWindow):
     def remove_folder(self, path: str, forget: bool) -> None:
         self.worker.remove_folder(path, forget=forget, errback=self._failed_call(f"Removing {path}"))
         self._folders_timer.start()
-        if forget:
-            QTimer.singleShot(500, self.refresh_results)
 
     def reindex_folder(self, path: str) -> None:
         self.worker.reindex_folder(path, self._failed_call(f"Re-indexing {path}"))
@@ -803,24 +818,33 @@ class MainWindow(QMainWindow):
             self.show_message("Device, batch size and watching apply the next time clipdesk starts.")
 
     def _restart_service(self, *, reindex: bool) -> None:
+        """Stop the service, switch the library to the new model, start again (it re-indexes)."""
         old = self.worker
-        folders = [f.path for f in self._folders]
         self.statusBar().showMessage("Switching the model…")
 
-        def started_again() -> None:
+        def stopped() -> None:
             if self._closing:
                 return
             self.worker = self._make_worker()
             self._seen_idle = False
-            self.worker.start()
+            self._indexing = True
+            self._dirty = True
+            self.model.set_hits([])
             if reindex:
-                for path in folders:
-                    self.worker.reindex_folder(path, self._failed_call(f"Re-indexing {path}"))
-            self.refresh_folders()
+                options = self.worker.options
+                self.worker.run(lambda: switch_model(options), lambda _: self.start(),
+                                self._switch_failed)
+            else:
+                self.start()
             old.deleteLater()
 
         old.event.disconnect(self._on_event)
-        old.stop_later(started_again)
+        old.stop_later(stopped)
+
+    def _switch_failed(self, exc: BaseException) -> None:
+        self._indexing = False
+        self._failed_call("Switching the model")(exc)  # type: ignore[operator]
+        self.start()
 
     def _show_syntax(self) -> None:
         QMessageBox.information(
