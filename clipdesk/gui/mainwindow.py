@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl
+from PySide6.QtCore import QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -133,6 +133,8 @@ class Notice(QFrame):
 
 
 class MainWindow(QMainWindow):
+    results_shown = Signal()  # a search (or the photo list) has answered and is on screen
+
     def __init__(
         self,
         options: LibraryOptions,
@@ -382,7 +384,14 @@ class MainWindow(QMainWindow):
         self.search_box.selectAll()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop cleanly: indexing commits what it has done; every thread is joined."""
+        self.hide()
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Save settings and stop cleanly: indexing commits its work; every thread is joined."""
+        if self._closing:
+            return
         self._closing = True
         self.settings.thumbnail_size = self.size_slider.value()
         self.settings.relevance = self.relevance.value()
@@ -390,12 +399,10 @@ class MainWindow(QMainWindow):
         settings_io.save(self.qsettings, self.settings)
         self._search_timer.stop()
         self._folders_timer.stop()
-        self.hide()
         self.worker.stop()
         self.loader.stop()
         self.preview.loader.stop()
         self.classify_panel.loader.stop()
-        event.accept()
 
     def is_idle(self) -> bool:
         """Nothing left to show: indexing done, searches answered, visible thumbnails loaded."""
@@ -405,6 +412,7 @@ class MainWindow(QMainWindow):
             and (self._seen_idle or not self._folders)
             and self.worker.in_flight == 0
             and not self._search_timer.isActive()
+            and not self._folders_timer.isActive()
             and self.loader.pending == 0
             and self.classify_panel.loader.pending == 0
             and self.preview.loader.pending == 0
@@ -441,7 +449,10 @@ class MainWindow(QMainWindow):
                 self._dirty = False
                 self.refresh_results()
         elif kind in ("encoded", "moved", "removed"):
-            # New, moved or forgotten photos: show them once the service is idle again.
+            # A piece of work finished (progress is throttled, so say so); show the
+            # new, moved or forgotten photos once the service is idle again.
+            if self.progress.isVisibleTo(self):
+                self.progress.setValue(self.progress.maximum())
             self._dirty = True
             self._folders_timer.start()
         elif kind == "folder":
@@ -633,6 +644,7 @@ class MainWindow(QMainWindow):
             self.notice.hide()
         self.model.set_hits(hits)
         self._update_page()
+        self.results_shown.emit()
 
     def _results_changed(self) -> None:
         self.loader.clear_queue()

@@ -1,0 +1,60 @@
+"""Searching from the window: typed words, negative terms, relevance, more like this."""
+
+from __future__ import annotations
+
+from guihelpers import colour_of, index, photo, row_paths, wait_idle
+from PySide6.QtCore import Qt
+
+from clipdesk.gui.querytext import parse_query
+
+
+def test_typing_a_query_shows_the_matching_photos_first(qtbot, make_window, photos, db_path):
+    index(db_path, photos)
+    window = make_window()
+    wait_idle(qtbot, window)
+    assert window.search_box.hasFocus() or not window.isVisible()  # focused when shown
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        qtbot.keyClicks(window.search_box, "red")  # debounced: no Enter needed
+    first = [colour_of(p) for p in row_paths(window)[:3]]
+    assert first == ["red", "red", "red"]
+    assert "best first" in window.count_label.text()
+
+    # The relevance control hides the weak matches, without searching again.
+    window.relevance.setValue(90)
+    assert {colour_of(p) for p in row_paths(window)} == {"red"}
+    assert "hidden" in window.count_label.text()
+
+
+def test_negative_terms_and_more_like_this_combine_with_the_words(qtbot, make_window, tmp_path, db_path):
+    folder = tmp_path / "mixed"
+    # Orange sits between red and yellow; "-yellow" must push the yellowish orange down.
+    for name, colour in [("red.jpg", "red"), ("orange.jpg", "orange"), ("yellow.jpg", "yellow"),
+                         ("blue.jpg", "blue")]:
+        photo(folder / name, colour)
+    index(db_path, folder)
+    window = make_window()
+    wait_idle(qtbot, window)
+    window.search_box.setText("orange -yellow")
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        qtbot.keyClick(window.search_box, Qt.Key.Key_Return)
+    ranked = [colour_of(p) for p in row_paths(window)]
+    assert ranked[0] == "orange"
+    assert ranked.index("yellow") > ranked.index("red")
+
+    # Drop a blue photo on the search box: blue comes first, and the example itself is left out.
+    window.search_box.setText("-yellow")
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.add_examples([str(folder / "red.jpg")])
+    ranked = [colour_of(p) for p in row_paths(window)]
+    assert "red" not in ranked  # the example itself is left out
+    assert ranked[0] == "orange" and ranked[-1] == "yellow"
+    assert window.examples_button.isVisibleTo(window)
+
+
+def test_query_syntax():
+    assert parse_query("red car -night") == parse_query("red car not:night")
+    parsed = parse_query('beach -"people swimming" not:dog')
+    assert parsed.text == "beach"
+    assert parsed.negatives == ("people swimming", "dog")
+    assert parse_query('unfinished "quote').text == "unfinished quote"
+    assert parse_query("- not:").negatives == ()
