@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise ClipdeskError("--classify needs --labels 'a,b,…' or --preset NAME.")
 
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("clipdesk")
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     window = MainWindow(options, qsettings=qsettings)
     window.resize(width, height)
     window.show()
+    _report_bugs_in(window)
 
     for folder in args.add:
         window.add_folder(folder)
@@ -127,6 +129,23 @@ def run(args: argparse.Namespace) -> int:
     if scratch is not None:
         scratch.cleanup()
     return status or code
+
+
+def _report_bugs_in(window: object) -> None:
+    """An unexpected exception in a slot is printed and shown in the window; the app goes on."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+        previous(kind, exc, tb)  # type: ignore[arg-type]
+        show = getattr(window, "show_error", None)
+        if show is not None and not isinstance(exc, KeyboardInterrupt):
+            try:
+                show(f"Something went wrong ({kind.__name__}: {exc}). Please report it; "
+                     "clipdesk carries on.")
+            except RuntimeError:  # the window is already gone
+                pass
+
+    sys.excepthook = hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:

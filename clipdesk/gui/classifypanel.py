@@ -110,12 +110,14 @@ class ProbabilityDelegate(QStyledItemDelegate):
             painter.setPen(opt.palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(QRect(x, rect.y() + line, width, line), Qt.AlignmentFlag.AlignVCenter,
                              fm.elidedText(str(error), Qt.TextElideMode.ElideRight, width))
-        label_w = min(max(fm.horizontalAdvance("not safe for work") + 8, width // 3), width // 2)
+        ranked = (index.data(RankedRole) or [])[:BARS]
+        longest = max((fm.horizontalAdvance(label) for label, _ in ranked), default=0)
+        label_w = min(longest + 12, width // 2)
         pct_w = fm.horizontalAdvance("100.0%") + 8
         bar_w = max(10, width - label_w - pct_w)
         accent = opt.palette.color(QPalette.ColorRole.Highlight)
         track = opt.palette.color(QPalette.ColorRole.AlternateBase)
-        for n, (label, p) in enumerate((index.data(RankedRole) or [])[:BARS]):
+        for n, (label, p) in enumerate(ranked):
             y = rect.y() + line * (n + 1)
             painter.setPen(text)
             painter.drawText(QRect(x, y, label_w - 6, line), Qt.AlignmentFlag.AlignVCenter,
@@ -361,7 +363,7 @@ class ClassifyPanel(QWidget):
             return
         dialog = SortDialog(winners, destination, self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
-            self.sort_requested.emit(winners, destination, dialog.move.isChecked())
+            self.sort_requested.emit(winners, destination, dialog.move_button.isChecked())
 
 
 class SortDialog(QDialog):
@@ -377,13 +379,13 @@ class SortDialog(QDialog):
             "Existing files are never overwritten; a clash gets a new name."
         )
         text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.copy = QRadioButton("Copy the photos (the originals stay where they are)")
-        self.move = QRadioButton("Move the photos")
-        self.copy.setChecked(True)
+        self.copy_button = QRadioButton("Copy the photos (the originals stay where they are)")
+        self.move_button = QRadioButton("Move the photos")
+        self.copy_button.setChecked(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sort")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        for w in (text, self.copy, self.move, buttons):
+        for w in (text, self.copy_button, self.move_button, buttons):
             layout.addWidget(w)

@@ -7,7 +7,7 @@ threads or the thumbnail workers; this module only asks and shows answers.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl, Signal
@@ -61,7 +61,7 @@ from .searchbox import SearchBox
 from .settings import AppSettings
 from .settingsdialog import SettingsDialog
 from .thumbnails import ThumbnailLoader, thumbnail_dir
-from .worker import ServiceWorker
+from .worker import Call, Errback, ServiceWorker
 
 SEARCH_DEBOUNCE_MS = 250
 SEARCH_LIMIT = MAX_KNN  # the store's most neighbours per query; the relevance control trims
@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
         self._folders_known = False
         self._like_paths: list[str] = []
         self._like_ids: list[int] = []
-        self._search_call = None
+        self._search_call: Call | None = None
         self._search_serial = 0
         self._browsing = True
         self._indexing = False
@@ -196,7 +196,7 @@ class MainWindow(QMainWindow):
             start_watching=self.settings.start_watching,
             parent=self,
         )
-        worker.event.connect(self._on_event)
+        worker.service_event.connect(self._on_event)
         return worker
 
     def _build_central(self) -> None:
@@ -231,11 +231,13 @@ class MainWindow(QMainWindow):
         top.addWidget(self.examples_button)
         controls = QHBoxLayout()
         controls.addWidget(self.count_label, 1)
-        controls.addWidget(QLabel("Relevance:"))
+        relevance_label, size_label = QLabel("Relevance:"), QLabel("Size:")
+        controls.addWidget(relevance_label)
         controls.addWidget(self.relevance)
         controls.addSpacing(12)
-        controls.addWidget(QLabel("Size:"))
+        controls.addWidget(size_label)
         controls.addWidget(self.size_slider)
+        self._result_controls = (self.count_label, relevance_label, self.relevance, size_label, self.size_slider)
 
         self.view = QListView()
         self.view.setViewMode(QListView.ViewMode.IconMode)
@@ -251,8 +253,8 @@ class MainWindow(QMainWindow):
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
+        # activated: a double-click (or the platform's single click) and Enter; both open.
         self.view.activated.connect(self._open_index)
-        self.view.doubleClicked.connect(self._open_index)
         self.delegate = ThumbnailDelegate(self.loader, self.view)
         self.delegate.cell = self.size_slider.value()
         self.view.setItemDelegate(self.delegate)
@@ -320,7 +322,7 @@ class MainWindow(QMainWindow):
     def _size_docks(self) -> None:
         width = self.width()
         self.resizeDocks([self.folders_dock, self.preview_dock],
-                         [max(220, width // 5), max(300, width * 3 // 10)], Qt.Orientation.Horizontal)
+                         [max(220, width // 6), max(300, width // 4)], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -354,7 +356,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         edit = self.menuBar().addMenu("&Edit")
         find = self._action(edit, "&Find", self.focus_search, QKeySequence.StandardKey.Find)
-        find.setShortcuts([QKeySequence.StandardKey.Find, QKeySequence("Ctrl+L")])
+        find.setShortcuts([QKeySequence(QKeySequence.StandardKey.Find), QKeySequence("Ctrl+L")])
         self._action(edit, "&Copy path", self.copy_paths, QKeySequence.StandardKey.Copy)
         self._action(edit, "Find &similar", self.find_similar, QKeySequence("Ctrl+M"))
         view = self.menuBar().addMenu("&View")
@@ -364,7 +366,8 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "Search &syntax", self._show_syntax)
         self._action(help_menu, "&About clipdesk", self._about)
 
-    def _action(self, menu: QMenu, text: str, slot: object, shortcut: object = None) -> QAction:
+    def _action(self, menu: QMenu, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence | QKeySequence.StandardKey | None = None) -> QAction:
         action = menu.addAction(text)
         action.triggered.connect(slot)
         if shortcut is not None:
@@ -484,7 +487,9 @@ class MainWindow(QMainWindow):
         elif state == "unavailable":
             self.show_error(
                 (event.message or "The model is not available.")
-                + "\nFolders, browsing and settings still work; search and classification need the model."
+                + "\nTo use a model folder you have, choose it in File ▸ Settings ▸ Model. "
+                "Folders, browsing and settings still work; search and classification need the model.",
+                status="The model is not available: see the notice above the results.",
             )
 
     def _show_progress(self, event: ServiceEvent) -> None:
@@ -510,7 +515,8 @@ class MainWindow(QMainWindow):
 
     def _update_library_label(self) -> None:
         images = sum(f.images for f in self._folders) or self._images
-        self.library_label.setText(f"{images:,} photos in {len(self._folders)} folders" if self._folders else "")
+        n = len(self._folders)
+        self.library_label.setText(f"{images:,} photos in {n} folder{'s' if n != 1 else ''}" if n else "")
 
     def toggle_pause(self) -> None:
         if self.pause_button.text() == "Pause":
@@ -521,16 +527,16 @@ class MainWindow(QMainWindow):
             self.worker.resume()
             self.pause_button.setText("Pause")
 
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, status: str | None = None) -> None:
         """Errors are shown, never raised: a notice above the grid and the status bar."""
         self.last_error = text
         self.notice.show_message(text)
-        self.statusBar().showMessage(text.splitlines()[0], 10000)
+        self.statusBar().showMessage(status or text.splitlines()[0], 10000)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
-    def _failed_call(self, what: str) -> object:
+    def _failed_call(self, what: str) -> Errback:
         def errback(exc: BaseException) -> None:
             from ..errors import ClipdeskError
 
@@ -561,6 +567,8 @@ class MainWindow(QMainWindow):
     def _update_page(self) -> None:
         empty = self._folders_known and not self._folders and self.model.rowCount() == 0
         self.pages.setCurrentWidget(self.empty if empty else self.view)
+        for widget in self._result_controls:
+            widget.setVisible(not empty)
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
@@ -824,6 +832,8 @@ class MainWindow(QMainWindow):
                 model_changed = False
         self.settings = new
         settings_io.save(self.qsettings, new)
+        if new.thumbnail_cache_mb != old.thumbnail_cache_mb:
+            self.loader.set_cache_limit(new.thumbnail_cache_mb)
         if model_changed:
             self._restart_service(reindex=True)
         elif (new.device, new.batch_size, new.start_watching) != (old.device, old.batch_size, old.start_watching):
@@ -850,12 +860,12 @@ class MainWindow(QMainWindow):
                 self.start()
             old.deleteLater()
 
-        old.event.disconnect(self._on_event)
+        old.service_event.disconnect(self._on_event)
         old.stop_later(stopped)
 
     def _switch_failed(self, exc: BaseException) -> None:
         self._indexing = False
-        self._failed_call("Switching the model")(exc)  # type: ignore[operator]
+        self._failed_call("Switching the model")(exc)
         self.start()
 
     def _show_syntax(self) -> None:

@@ -121,6 +121,12 @@ class ThumbnailLoader(QObject):
         self._memory_bytes = 0
         self.failed.clear()
 
+    def set_cache_limit(self, megabytes: int) -> None:
+        """A new disk cache limit; the cache is trimmed to it in the background."""
+        self._cache_limit = megabytes * 1024 * 1024
+        if self._disk is not None:
+            threading.Thread(target=self.prune, name="clipdesk-thumbs-prune", daemon=True).start()
+
     @property
     def pending(self) -> int:
         """Jobs queued or being decoded."""
@@ -169,7 +175,7 @@ class ThumbnailLoader(QObject):
                 self._running += 1
             try:
                 image = self._load(job.path, job.image_id)
-            except Exception:  # one bad file must never stop the loader
+            except Exception:  # noqa: BLE001 - one bad file must never stop the loader
                 image = None
             with self._cond:
                 self._running -= 1

@@ -39,7 +39,7 @@ class Call:
 class ServiceWorker(QObject):
     """Owns the service; create, use and stop it from the GUI thread."""
 
-    event = Signal(object)  # ServiceEvent
+    service_event = Signal(object)  # ServiceEvent (not `event`: that is QObject's own method)
     busy_changed = Signal(int)  # calls in flight
     _finished = Signal(int, object)  # token, concurrent.futures.Future
 
@@ -67,7 +67,7 @@ class ServiceWorker(QObject):
     def _on_event(self, event: ServiceEvent) -> None:
         """Called on service threads: only emit (queued to the GUI thread)."""
         if not self._stopped:
-            self.event.emit(event)
+            self.service_event.emit(event)
 
     def _track(self, future: concurrent.futures.Future[Any], callback: Callback | None,
                errback: Errback | None) -> Call:

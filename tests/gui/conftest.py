@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from guihelpers import COLOUR_MODEL
 from PySide6.QtCore import QSettings
 
 from clipdesk.gui.mainwindow import MainWindow
 from clipdesk.library import LibraryOptions
-from guihelpers import COLOUR_MODEL
 
 
 @pytest.fixture

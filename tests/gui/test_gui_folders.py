@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from guihelpers import wait_idle
+import sys
+import threading
+import traceback
+
+from guihelpers import photo, wait_idle
+
+from clipdesk.library import Library, LibraryOptions
 
 
 def test_first_run_add_folder_progress_reaches_total_and_grid_fills(qtbot, make_window, photos):
@@ -38,3 +44,31 @@ def test_a_missing_folder_is_a_message_not_a_crash(qtbot, make_window, tmp_path)
     window = make_window()
     window.add_folder(str(tmp_path / "nowhere"))
     assert "not a folder" in (window.last_error or "")
+
+
+def test_closing_while_indexing_stops_cleanly_and_keeps_the_work(qtbot, make_window, tmp_path, db_path):
+    folder = tmp_path / "many"
+    for i in range(150):
+        photo(folder / f"{i:03d}.png", ("red", "green", "blue")[i % 3])
+    window = make_window()
+    window.add_folder(str(folder))
+    qtbot.waitUntil(lambda: window.progress.isVisibleTo(window), timeout=20_000)
+    window.shutdown()  # what closing the window does
+    leftover = [t for t in threading.enumerate() if t.name.startswith("clipdesk")]
+    for t in leftover:  # say where a thread that did not stop is stuck
+        print(t.name, t.ident, "".join(traceback.format_stack(sys._current_frames()[t.ident])))
+    assert [t.name for t in leftover] == []
+    with Library(LibraryOptions(db_path=db_path)) as library:
+        assert library.store.integrity() == "ok"
+        assert len(library.folders()) == 1
+
+
+def test_without_a_model_the_window_says_what_to_do(qtbot, make_window, tmp_path, photos):
+    window = make_window(model=str(tmp_path / "no-such-model"))
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=20_000)
+    assert "No model folder" in window.last_error
+    assert "Settings" in window.last_error
+    window.search_box.setText("red")
+    window.run_search()  # answered with a message, not a crash
+    qtbot.waitUntil(lambda: window.worker.in_flight == 0, timeout=10_000)
+    assert window.notice.isVisibleTo(window)

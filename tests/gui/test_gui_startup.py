@@ -28,7 +28,7 @@ def test_screenshot_command_indexes_searches_classifies_and_saves(photos, data_d
          "--model", "clipdesk-test:colours", "--add", str(photos), "--query", "red",
          "--classify", str(photos / "blue1.jpg"), "--labels", "red, blue",
          "--size", "900x600", "--screenshot", str(shot)],
-        capture_output=True, text=True, env=env, timeout=120,
+        check=False, capture_output=True, text=True, env=env, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     with Image.open(shot) as image:
@@ -39,7 +39,7 @@ def test_gui_command_errors_are_one_line(data_dir):
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")
     result = subprocess.run(
         [sys.executable, "-m", "clipdesk", "gui", "--classify", "x.jpg", "--screenshot", "x.png"],
-        capture_output=True, text=True, env=env, timeout=60,
+        check=False, capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "clipdesk: --classify needs --labels 'a,b,…' or --preset NAME."
