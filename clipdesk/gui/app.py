@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
 
 
+
 def run(args: argparse.Namespace) -> int:
     """Open the window; returns the exit status. Called by `clipdesk gui`."""
     from PySide6.QtCore import QSettings, Qt, QTimer

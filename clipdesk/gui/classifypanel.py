@@ -70,7 +70,7 @@ class ProbabilityDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         line = option.fontMetrics.height() + 4
         bars = max(1, min(BARS, len(index.data(RankedRole) or [])))
-        return QSize(300, max(THUMB + 8, line * (bars + 1) + 8))
+        return QSize(200, max(THUMB + 8, line * (bars + 1) + 8))  # the view gives rows its full width
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -194,6 +194,8 @@ class ClassifyPanel(QWidget):
         self.list.setItemDelegate(ProbabilityDelegate(self.loader, self.list))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setUniformItemSizes(False)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.files_dropped.connect(self.add_files)
         self.hint = QLabel("Drop photos here (from your file manager or the results) to classify them.")
         self.hint.setWordWrap(True)
