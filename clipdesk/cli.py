@@ -151,8 +151,9 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .library import Library
+    from .library import Library, check_folders
 
+    check_folders(args.paths)
     with Library(_options(args)) as library:
         if not args.paths and not library.folders():
             raise ClipdeskError("No folders to index: give one, e.g. `clipdesk index ~/Pictures`.")

@@ -94,6 +94,8 @@ class Preprocessing:
         )
 
     def __call__(self, image: Image.Image) -> np.ndarray:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         width, height = image.size
         scale = self.shortest_edge / min(width, height)
         new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -307,7 +309,7 @@ def _read_logit_scale(folder: Path) -> float | None:
     for file in files:
         try:
             with safe_open(str(file), framework="np") as handle:
-                if "logit_scale" in handle.keys():
+                if "logit_scale" in handle.keys():  # noqa: SIM118 (safe_open has no __contains__)
                     return float(math.exp(float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])))
         except (OSError, ValueError, RuntimeError):
             continue

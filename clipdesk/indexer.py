@@ -28,6 +28,7 @@ from .scanner import FileStat, scan, stat_file
 from .store import ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
+PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
 
 
 @dataclass(frozen=True)
@@ -295,13 +296,14 @@ class Indexer:
                 if len(batch) >= batch_size:
                     self._flush(batch, pending_writes, missing_by_hash, known_hashes, claimed, report)
                     batch, pending_writes = [], []
+                    last_emit = 0.0  # always report a committed batch
                     if self.between_batches is not None:
                         self.between_batches()
                 elif len(pending_writes) >= 256:
                     self._flush([], pending_writes, missing_by_hash, known_hashes, claimed, report)
                     pending_writes = []
                 now = time.monotonic()
-                if now - last_emit > 0.1:
+                if now - last_emit > PROGRESS_INTERVAL:
                     last_emit = now
                     self._emit("indexing", done, total, prepared.job.stat.path, report, start)
         self._flush(batch, pending_writes, missing_by_hash, known_hashes, claimed, report)

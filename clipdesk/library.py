@@ -48,6 +48,15 @@ def real_path(path: str | Path) -> str:
     return os.path.realpath(os.path.expanduser(str(path)))
 
 
+def check_folders(paths: Sequence[str]) -> None:
+    """Raise a clear error for a path that is missing or is not a folder."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise ClipdeskError(f"No folder at {path}.")
+        if not os.path.isdir(path):
+            raise ClipdeskError(f"{path} is a file; give a folder of photos.")
+
+
 class Library:
     """A library database and the model that indexes and searches it."""
 
@@ -119,12 +128,8 @@ class Library:
     ) -> IndexReport:
         """Add folders (or, with none given, every known folder) and bring them up to date."""
         self.check_model(reindex=reindex)
+        check_folders(paths)
         roots = [real_path(p) for p in paths] or [f.path for f in self.store.folders()]
-        for root in paths:
-            if not os.path.exists(root):
-                raise ClipdeskError(f"No folder at {root}.")
-            if not os.path.isdir(root):
-                raise ClipdeskError(f"{root} is a file; `clipdesk index` takes folders.")
         indexer = Indexer(
             self.store,
             self.encoder,
@@ -155,7 +160,7 @@ class Library:
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:
-            return []
+            raise ClipdeskError("The library is empty: index a folder first.")
         return self.searcher().search(query)
 
     def classify(

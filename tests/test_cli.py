@@ -1,0 +1,145 @@
+"""The command line as users and scripts run it: separate processes, JSON parsed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import COLOUR_MODEL, CliRunner, make_photo, run_json
+
+
+def names(results: object) -> list[str]:
+    assert isinstance(results, list)
+    return [Path(r["path"]).stem for r in results]
+
+
+def test_index_search_similar_classify_status_forget(cli: CliRunner, photos: Path, db_path: Path) -> None:
+    report = run_json(cli, "--model", COLOUR_MODEL, "index", str(photos))
+    assert report == {
+        "indexed": 8, "unchanged": 0, "moved": 0, "removed": 0, "encoded": 8,
+        "failed": [], "cancelled": False, "seconds": report["seconds"],  # type: ignore[index]
+    }
+    # The library remembers its model: later commands need no --model.
+    hits = run_json(cli, "search", "red", "-n", "3")
+    assert sorted(names(hits)) == ["red1", "red2", "red3"]
+    assert all({"path", "score"} == set(h) for h in hits)  # type: ignore[union-attr]
+
+    pushed = run_json(cli, "search", "a photo", "--not", "red", "-n", "8")
+    assert set(names(pushed)[-3:]) == {"red1", "red2", "red3"}
+
+    similar = run_json(cli, "similar", str(photos / "blue1.jpg"), "-n", "1")
+    assert names(similar) == ["blue2"]
+
+    liked = run_json(cli, "search", "--like", str(photos / "green1.jpg"), "-n", "1")
+    assert names(liked) == ["green2"]
+
+    strong = run_json(cli, "search", "yellow", "--min-score", "0.5")
+    assert names(strong) == ["yellow1"]
+
+    classified = run_json(cli, "classify", str(photos / "red1.jpg"), str(photos / "blue2.bmp"), "--labels", "red, green, blue")
+    assert isinstance(classified, list)
+    assert [max(c["labels"], key=c["labels"].get) for c in classified] == ["red", "blue"]
+    assert classified[0]["path"].endswith("red1.jpg")
+
+    status = run_json(cli, "status")
+    assert status["images"] == 8 and status["integrity"] == "ok"  # type: ignore[index]
+    assert status["model"] == COLOUR_MODEL  # type: ignore[index]
+    assert status["database"] == str(db_path)  # type: ignore[index]
+    assert status["folders"] == [{"path": str(photos), "images": 8}]  # type: ignore[index]
+
+    cli("forget", str(photos))
+    assert run_json(cli, "status")["images"] == 0  # type: ignore[index]
+    assert (photos / "red1.jpg").exists()
+
+
+def test_index_json_reports_moves_removals_and_failures(cli: CliRunner, photos: Path) -> None:
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    shutil.move(photos / "red1.jpg", photos / "trip" / "moved.jpg")
+    (photos / "blue1.jpg").unlink()
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    report = run_json(cli, "index", str(photos))
+    assert report["moved"] == 1 and report["removed"] == 1 and report["encoded"] == 0  # type: ignore[index]
+    assert report["unchanged"] == 6  # type: ignore[index]
+    assert [f["path"] for f in report["failed"]] == [str(photos / "broken.jpg")]  # type: ignore[index]
+    assert report["failed"][0]["error"]  # type: ignore[index]
+
+
+def test_preset_moderation(cli: CliRunner, photos: Path) -> None:
+    out = run_json(cli, "--model", COLOUR_MODEL, "classify", str(photos / "red1.jpg"), "--preset", "moderation")
+    labels = out[0]["labels"]  # type: ignore[index]
+    assert {"safe", "not safe for work", "violent", "graphic"} <= set(labels)
+    assert abs(sum(labels.values()) - 1) < 1e-4
+
+
+def test_tiny_real_clip_through_the_command_line(cli: CliRunner, photos: Path, tiny_clip: Path) -> None:
+    report = run_json(cli, "--model", str(tiny_clip), "index", str(photos))
+    assert report["indexed"] == 8  # type: ignore[index]
+    hits = run_json(cli, "search", "a red photo", "-n", "5")
+    assert len(hits) == 5  # type: ignore[arg-type]
+    assert run_json(cli, "status")["model"] == str(tiny_clip)  # type: ignore[index]
+
+
+def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("clipdesk: ")
+    return lines[0]
+
+
+def test_user_errors_are_one_clear_line(cli: CliRunner, photos: Path, tmp_path: Path) -> None:
+    assert "No folder" in _one_clear_line(cli("--model", COLOUR_MODEL, "index", str(tmp_path / "nope"), check=False))
+    assert "index a folder first" in _one_clear_line(cli("search", "red", check=False))
+    cli("rebuild")
+    assert "library is empty" in _one_clear_line(cli("search", "red", check=False))
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    assert "No image" in _one_clear_line(cli("similar", str(tmp_path / "missing.jpg"), check=False))
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    assert "not an image" in _one_clear_line(cli("classify", str(not_image), "--labels", "a,b", check=False))
+    line = _one_clear_line(cli("--model", "./no/such/model", "search", "red", check=False))
+    assert "No model folder" in line
+    mismatch = _one_clear_line(cli("--model", "openai/clip-vit-base-patch32", "search", "red", check=False))
+    assert "indexed with the model" in mismatch
+
+
+def test_offline_without_a_cached_model(cli: CliRunner, photos: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
+    line = _one_clear_line(cli("index", str(photos), check=False))
+    assert "not downloaded" in line and "--model" in line
+
+
+def test_corrupt_database_is_a_clear_error_and_rebuild_keeps_a_backup(cli: CliRunner, db_path: Path, photos: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.write_bytes(b"this is not a database" * 300)
+    assert "damaged or is not a clipdesk library" in _one_clear_line(cli("status", check=False))
+    cli("rebuild")
+    backups = list(db_path.parent.glob("library.db.backup-*"))
+    assert len(backups) == 1 and backups[0].read_bytes().startswith(b"this is not")
+    assert run_json(cli, "status")["images"] == 0  # type: ignore[index]
+
+
+def test_commands_that_need_no_model_do_not_import_torch(cli: CliRunner, photos: Path, data_dir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert "search" in cli("--help").stdout
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    code = (
+        "import sys; from clipdesk.cli import main; "
+        "main(['status', '--json']); main(['search', 'red', '--json']); "
+        "sys.exit(3 if 'torch' in sys.modules else 0)"
+    )
+    env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_new_photo_after_first_index(cli: CliRunner, photos: Path) -> None:
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    make_photo(photos / "new" / "purple.jpg", "purple")
+    report = run_json(cli, "index")
+    assert report["indexed"] == 1 and report["unchanged"] == 8  # type: ignore[index]
+    assert names(run_json(cli, "search", "purple", "-n", "1")) == ["purple"]
