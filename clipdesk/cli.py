@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gui_arguments(p)
     p.set_defaults(handler=cmd_gui)
 
+    p = sub.add_parser("watch", parents=[common], help="keep the library in step with its folders (runs until Ctrl-C)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add and watch (default: the library's folders)")
+    p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
+                   help="how long a file must stay unchanged before it is indexed (default: %(default)s)")
+    p.add_argument("--poll", action="store_true", help="check folders by polling instead of change events")
+    p.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="seconds between checks of polled folders (default: %(default)s)")
+    p.add_argument("--reconcile-interval", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds between full checks for missed changes (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, help="images per model batch")
+    p.add_argument("--workers", type=_positive_int, help="decoding threads")
+    p.set_defaults(handler=cmd_watch)
+
     p = sub.add_parser("rebuild", parents=[common], help="start a new, empty library, keeping the old file as a backup")
     p.set_defaults(handler=cmd_rebuild)
 
@@ -294,6 +307,108 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import run
 
     return run(args)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .service import IndexService
+    from .store import Store
+
+    for path in args.paths:
+        if not os.path.isdir(path):
+            raise ClipdeskError(f"No folder at {path}." if not os.path.exists(path) else f"{path} is a file; give a folder.")
+    if not args.paths:
+        no_folders = ClipdeskError("No folders to watch: give one, e.g. `clipdesk watch ~/Pictures`.")
+        if not Path(args.db).exists():
+            raise no_folders
+        with Store(args.db, create=False) as store:
+            if not store.folders():
+                raise no_folders
+    stop = threading.Event()
+    log = _EventLog()
+    service = IndexService(
+        _options(args),
+        on_event=log,
+        force_polling=args.poll,
+        debounce=args.debounce,
+        poll_interval=args.poll_interval,
+        reconcile_interval=args.reconcile_interval,
+    )
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    # Ctrl-C and SIGTERM end the loop below; the service then stops cleanly.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        service.start()
+        for path in args.paths:
+            service.add_folder(path)
+        log.line(f"watching {display(str(args.db))}; press Ctrl-C to stop")
+        while not stop.wait(0.5):
+            if not service.running or log.fatal:
+                break  # nothing to do without a model: say so and exit
+        log.line("stopping…")
+        service.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if not log.fatal else 1
+
+
+class _EventLog:
+    """Prints service events to stderr, one line each (called from service threads)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._last_progress = 0.0
+        self.fatal = False
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+    def __call__(self, e: Any) -> None:
+        where = f" {display(e.path)}" if e.path else (f" {display(e.folder)}" if e.folder else "")
+        kind = e.kind
+        if kind == "progress":
+            now = time.monotonic()
+            # Big jobs get a line every few seconds, and one at the end.
+            if e.done == 0 or (e.done < e.total and now - self._last_progress < 5.0):
+                return
+            if e.done == e.total and e.total < 20:
+                return
+            self._last_progress = now
+            rate = f", {e.rate:.1f} images/s" if e.rate else ""
+            self.line(f"indexing {e.done}/{e.total}{rate}{where}")
+        elif kind == "queued":
+            self.line(f"changed: {e.total} path{'s' if e.total != 1 else ''}{where}")
+        elif kind == "encoded":
+            self.line(f"indexed {e.done} image{'s' if e.done != 1 else ''} ({e.encoded} encoded){where}; library: {e.images}")
+        elif kind == "moved":
+            self.line(f"moved {e.done} image{'s' if e.done != 1 else ''} (vectors kept){where}")
+        elif kind == "removed":
+            self.line(f"removed {e.done} image{'s' if e.done != 1 else ''}{where}" + (f": {e.message}" if e.message else ""))
+        elif kind == "failed":
+            self.line(f"skipped{where}: {e.message}")
+        elif kind == "folder":
+            self.line(f"folder {display(e.folder or '')}: {e.state}" + (f" ({e.message})" if e.message else ""))
+        elif kind == "model":
+            if e.state == "downloading":
+                return
+            self.line(f"model: {e.state}" + (f" ({e.message})" if e.message else ""))
+            if e.state == "unavailable":
+                self.fatal = True
+        elif kind == "idle":
+            self.line(f"up to date: {e.images} images")
+        elif kind == "error":
+            self.line(f"error{where}: {e.message}")
+        else:
+            self.line(kind + where + (f": {e.message}" if e.message else ""))
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

@@ -399,6 +399,8 @@ class Indexer:
             report.unchanged += 1
             return
         moved_from = missing_by_hash.pop(item.hash, None)
+        if moved_from is None:
+            moved_from = self._vanished_twin(item.hash, job.stat.path, claimed)
         if moved_from is not None:
             if job.existing is not None:
                 self.store.delete_images([job.existing.id])
@@ -419,6 +421,18 @@ class Indexer:
         else:
             self.store.insert_image(new, vector)
         report.indexed += 1
+
+    def _vanished_twin(self, digest: str, path: str, claimed: set[int]) -> ImageState | None:
+        """An image with this content whose file is gone: the same photo, moved.
+
+        A watcher may report a move's new path before its old one (or the old
+        one in another folder); this keeps the vector and id instead of making
+        a copy and deleting the original afterwards.
+        """
+        for state in self.store.images_with_hash(digest):
+            if state.id not in claimed and state.path != path and stat_file(state.path) is None:
+                return state
+        return None
 
     def _emit(
         self, phase: str, done: int, total: int, current: str | None, report: IndexReport, start: float

@@ -154,6 +154,7 @@ class IndexService:
         self._unwatched: set[str] = set()
         self._session_roots: set[str] = set()  # added while running: watched regardless
         self._watch_states: dict[str, tuple[str, str | None]] = {}
+        self._watched: set[str] = set()  # folders the watcher has (for periodic reconciles)
         self._indexing: set[str] = set()
         self._published: dict[str, tuple[str, str | None]] = {}
         self._activity = True  # something happened since the last "idle" event
@@ -243,6 +244,8 @@ class IndexService:
         """
         root = self._known_root(path)
         self._watcher.unwatch(root)
+        with self._cv:
+            self._watched.discard(root)
         self._enqueue(_Work("remove", root, forget=forget))
 
     def reindex_folder(self, path: str) -> None:
@@ -321,7 +324,7 @@ class IndexService:
                     timeout = self._next_reconcile - time.monotonic()
                     if timeout <= 0:
                         self._next_reconcile = time.monotonic() + self.reconcile_interval
-                        for root in self._watcher.roots():
+                        for root in self._watched:
                             self._reconcile[root] = None
                         continue
                 self._cv.wait(timeout)
@@ -430,13 +433,16 @@ class IndexService:
                 for root in self._sync_watchers(library.store):
                     self._enqueue(_Work("reconcile", root))
             self._publish()
-            while (work := self._take()) is not None:
-                self._run(library, work)
-                with self._cv:
-                    self._current = self._cancel = None
+            while True:
                 if self._queue_empty() and self._activity:
                     self._activity = False
                     self._emit(ServiceEvent("idle", images=library.store.count_images()))
+                work = self._take()
+                if work is None:
+                    break
+                self._run(library, work)
+                with self._cv:
+                    self._current = self._cancel = None
         finally:
             try:
                 library.store.checkpoint()
@@ -515,6 +521,8 @@ class IndexService:
         new = sorted(wanted - watched)
         for root in new:
             self._watcher.watch(root)
+        with self._cv:
+            self._watched = set(self._watcher.roots())
         return new
 
     def _save_unwatched(self, store: Store) -> None:

@@ -172,7 +172,17 @@ class Store:
 
     def _pragmas(self) -> None:
         self.conn.execute("PRAGMA foreign_keys = ON")
-        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        # Turning a new file to WAL needs it alone for a moment, and SQLite does
+        # not wait for that (no busy handler): retry while another connection
+        # (the service's other thread, another process) is opening it too.
+        for attempt in range(200):
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except apsw.BusyError:
+                if attempt == 199:
+                    raise
+                time.sleep(0.025)
         del mode  # ':memory:' answers 'memory'; files answer 'wal'
         # NORMAL in WAL mode never corrupts; at worst the last commit before a
         # power cut is lost, which the next index run redoes.
@@ -362,6 +372,13 @@ class Store:
         return {
             from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
         }
+
+    def images_with_hash(self, digest: str) -> list[ImageState]:
+        """Every image holding this content."""
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE hash = ?", (digest,)
+        )
+        return [ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def hash_index(self) -> dict[str, int]:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""

@@ -312,7 +312,7 @@ class Watcher:
         debounce: float = 1.0,
         force_polling: bool = False,
         poll_interval: float = 5.0,
-        health_interval: float = HEALTH_INTERVAL,
+        health_interval: float | None = None,
         mounts: str = "/proc/mounts",
     ) -> None:
         self.on_changes = on_changes
@@ -321,10 +321,13 @@ class Watcher:
         self.buffer = ChangeBuffer(debounce)
         self.force_polling = force_polling
         self.poll_interval = poll_interval
-        self.health_interval = health_interval
+        self.health_interval = HEALTH_INTERVAL if health_interval is None else health_interval
         self.mounts = mounts
         self._folders: dict[str, _Folder] = {}
         self._lock = threading.RLock()
+        # Callbacks found under the lock, made after it is released (the
+        # service calls us while holding its own lock, so never the reverse).
+        self._notes: list[tuple[str, str, str | None]] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -359,6 +362,7 @@ class Watcher:
             folder = _Folder(root)
             self._folders[root] = folder
             self._begin(folder)
+        self._flush_notes()
 
     def unwatch(self, root: str) -> None:
         with self._lock:
@@ -373,7 +377,17 @@ class Watcher:
         if (folder.state, folder.message) == (state, message):
             return
         folder.state, folder.message = state, message
-        self.on_state(folder.root, state, message)
+        with self._lock:
+            self._notes.append((folder.root, state, message))
+
+    def _flush_notes(self) -> None:
+        with self._lock:
+            notes, self._notes = self._notes, []
+        for root, state, message in notes:
+            if state == "reconcile":
+                self.on_reconcile(root)
+            else:
+                self.on_state(root, state, message)
 
     def _begin(self, folder: _Folder) -> bool:
         """Start an observer for the folder, falling back to polling if native events fail."""
@@ -467,6 +481,7 @@ class Watcher:
                 if self._folders.get(folder.root) is not folder or self._stopping.is_set():
                     continue
                 self._check(folder)
+            self._flush_notes()
 
     def _check(self, folder: _Folder) -> None:
         present = self._present(folder)
@@ -497,7 +512,7 @@ class Watcher:
             return
         if self._begin(folder):
             # Changes made while nobody was looking are found by a full reconcile.
-            self.on_reconcile(folder.root)
+            self._notes.append((folder.root, "reconcile", None))
 
     def _present(self, folder: _Folder) -> bool:
         try:

@@ -1,0 +1,455 @@
+"""The indexing service with real file-system events in temp folders (bounded waits)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from clipdesk import watcher as watcher_mod
+from clipdesk.library import Library, LibraryOptions
+from clipdesk.search import Query
+from clipdesk.service import IndexService, ServiceEvent
+from clipdesk.store import Store
+
+from conftest import make_photo
+from watchutil import CountingEncoder, Library as View, tiny_image, wait_for
+
+Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
+
+
+@pytest.fixture(autouse=True)
+def quick_health(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watcher_mod, "HEALTH_INTERVAL", 0.2)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "library.db"
+
+
+@pytest.fixture
+def view(db: Path) -> Iterator[View]:
+    v = View(db)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def encoder() -> CountingEncoder:
+    return CountingEncoder()
+
+
+@pytest.fixture
+def make_service(db: Path, encoder: CountingEncoder) -> Iterator[Factory]:
+    services: list[IndexService] = []
+
+    def make(**kwargs: object) -> tuple[IndexService, list[ServiceEvent]]:
+        events: list[ServiceEvent] = []
+        kwargs.setdefault("debounce", 0.2)
+        kwargs.setdefault("poll_interval", 0.2)
+        kwargs.setdefault("encoder", encoder)
+        service = IndexService(LibraryOptions(db_path=db), on_event=events.append, **kwargs)  # type: ignore[arg-type]
+        services.append(service)
+        return service, events
+
+    yield make
+    for service in services:
+        service.stop()
+
+
+def started(make_service: Factory, root: Path, view: View, count: int, **kwargs: object) -> tuple[IndexService, list[ServiceEvent]]:
+    service, events = make_service(**kwargs)
+    service.start()
+    service.add_folder(str(root))
+    wait_for(lambda: len(view.paths()) == count, what=f"{count} images indexed: {events}")
+    wait_for(lambda: any(e.kind == "idle" for e in events), what="idle")
+    return service, events
+
+
+def search(service: IndexService, text: str) -> list[str]:
+    return [h.path for h in service.submit(lambda lib: lib.search(Query(texts=(text,), limit=3))).result(10)]
+
+
+def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: View) -> None:
+    service, events = started(make_service, photos, view, 8)
+    make_photo(photos / "new" / "purple.jpg", "purple")
+    wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
+    assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
+    assert [f.state for f in service.folders()] == ["watching"]
+    assert service.folders()[0].images == 9
+
+
+def test_slow_copy_is_indexed_once_when_complete(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder, tmp_path: Path
+) -> None:
+    started(make_service, photos, view, 8, debounce=0.4)
+    source = make_photo(tmp_path / "big.png", "orange", size=(600, 400))
+    data = source.read_bytes()
+    before = encoder.count
+    target = photos / "slow.png"
+    with open(target, "wb") as out:  # a copy in pieces, 0.1 s apart: many events, one job
+        for start in range(0, len(data), len(data) // 6 + 1):
+            out.write(data[start : start + len(data) // 6 + 1])
+            out.flush()
+            time.sleep(0.1)
+    wait_for(lambda: str(target) in view.paths(), what="slow copy indexed")
+    time.sleep(0.5)  # any duplicate job would have run by now
+    assert encoder.count == before + 1
+    assert view.store.integrity() == "ok"
+
+
+def test_modified_file_is_encoded_again_under_the_same_id(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    target = str(photos / "yellow1.gif")
+    image_id = view.paths()[target]
+    assert search(service, "yellow")[0] == target
+    make_photo(photos / "yellow1.gif", "purple")
+    wait_for(lambda: search(service, "purple")[:1] == [target], what="modified photo re-encoded")
+    assert view.paths()[target] == image_id
+
+
+def test_renames_and_moves_keep_vectors(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder, tmp_path: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    encoded = encoder.count
+    ids = view.paths()
+    red = ids[str(photos / "red1.jpg")]
+    (photos / "red1.jpg").rename(photos / "renamed.jpg")
+    wait_for(lambda: str(photos / "renamed.jpg") in view.paths(), what="rename")
+    (photos / "other").mkdir()
+    (photos / "renamed.jpg").rename(photos / "other" / "renamed.jpg")
+    (photos / "trip" / "green2.webp").rename(photos / "other" / "green2.webp")  # between subfolders
+    wait_for(
+        lambda: {str(photos / "other" / "renamed.jpg"), str(photos / "other" / "green2.webp")}
+        <= set(view.paths()),
+        what="moves between subfolders",
+    )
+    after = view.paths()
+    assert after[str(photos / "other" / "renamed.jpg")] == red
+    assert after[str(photos / "other" / "green2.webp")] == ids[str(photos / "trip" / "green2.webp")]
+    assert len(after) == 8 and encoder.count == encoded
+    assert search(service, "red")[0] in {str(photos / "other" / "renamed.jpg"), str(photos / "red2.png"),
+                                         str(photos / "trip" / "red3.jpg")}
+    assert view.store.integrity() == "ok"
+
+
+def test_folder_renamed_keeps_vectors(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
+) -> None:
+    started(make_service, photos, view, 8)
+    encoded, ids = encoder.count, view.paths()
+    (photos / "trip").rename(photos / "holiday")
+    wait_for(
+        lambda: {str(photos / "holiday" / "red3.jpg"), str(photos / "holiday" / "green2.webp")}
+        <= set(view.paths()),
+        what="renamed folder",
+    )
+    after = view.paths()
+    assert len(after) == 8 and not any("/trip/" in p for p in after)
+    assert after[str(photos / "holiday" / "red3.jpg")] == ids[str(photos / "trip" / "red3.jpg")]
+    assert encoder.count == encoded
+
+
+def test_moved_out_of_and_into_the_tree(
+    make_service: Factory, photos: Path, view: View, tmp_path: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (photos / "blue1.jpg").rename(outside / "blue1.jpg")  # a file out
+    (photos / "trip").rename(outside / "trip")  # a folder out
+    wait_for(lambda: len(view.paths()) == 5, what="moved-out photos removed")
+    assert view.vectors() == 5
+    album = tmp_path / "album"
+    make_photo(album / "a" / "white.png", "white")
+    make_photo(album / "black.jpg", "black")
+    album.rename(photos / "album")  # a folder in
+    (outside / "blue1.jpg").rename(photos / "blue-back.jpg")  # a file in
+    wait_for(lambda: len(view.paths()) == 8, what="moved-in photos indexed")
+    assert {str(photos / "album" / "a" / "white.png"), str(photos / "album" / "black.jpg"),
+            str(photos / "blue-back.jpg")} <= set(view.paths())
+    assert search(service, "white")[0] == str(photos / "album" / "a" / "white.png")
+
+
+def test_deleted_files_and_folders_lose_their_vectors(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    service, events = started(make_service, photos, view, 8)
+    (photos / "red2.png").unlink()
+    shutil.rmtree(photos / "trip")
+    wait_for(lambda: len(view.paths()) == 5, what="deletions")
+    assert view.vectors() == 5 and view.store.integrity() == "ok"
+    assert all("red2" not in p for p in search(service, "red"))
+    wait_for(lambda: any(e.kind == "removed" for e in events), what="removed event")
+
+
+def test_thousand_files_dropped_at_once_indexed_exactly_once(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
+) -> None:
+    started(make_service, photos, view, 8)
+    before = encoder.count
+    drop = photos / "drop"
+    drop.mkdir()
+    for i in range(1000):  # distinct colours, so no two share a vector
+        tiny_image(drop / f"{i:04d}.png", (i % 250, (i // 250) * 40, 99))
+    wait_for(lambda: len(view.paths()) == 1008, timeout=60, what="1,000 files indexed")
+    time.sleep(0.5)  # a duplicate job would show now
+    assert encoder.count - before == 1000
+    assert len(view.paths()) == 1008 and view.vectors() == 1008
+    assert view.store.integrity() == "ok"
+
+
+def test_changes_made_while_stopped_are_found_at_start(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    service.stop()
+    make_photo(photos / "while-away.png", "purple")
+    (photos / "blue2.bmp").unlink()
+    (photos / "red1.jpg").rename(photos / "trip" / "red1-moved.jpg")
+    encoded = encoder.count
+    service, events = make_service()
+    service.start()
+    wait_for(lambda: str(photos / "while-away.png") in view.paths()
+             and str(photos / "trip" / "red1-moved.jpg") in view.paths()
+             and str(photos / "blue2.bmp") not in view.paths(), what="reconcile at start")
+    assert len(view.paths()) == 8
+    assert encoder.count == encoded + 1  # only the new photo was encoded
+    wait_for(lambda: [f.state for f in service.folders()] == ["watching"], what="watching after reconcile")
+
+
+def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
+    service, events = started(make_service, photos, view, 8, force_polling=True)
+    status = service.folders()[0]
+    assert status.state == "polling" and "polling" in (status.message or "")
+    make_photo(photos / "polled.png", "purple")
+    (photos / "green1.jpg").rename(photos / "trip" / "green1.jpg")
+    wait_for(lambda: str(photos / "polled.png") in view.paths()
+             and str(photos / "trip" / "green1.jpg") in view.paths(), what="polled changes")
+    assert len(view.paths()) == 9
+
+
+def test_inotify_limit_falls_back_to_polling(
+    make_service: Factory, photos: Path, view: View, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Exhausted:
+        """An observer whose start fails the way inotify does when the watch limit is reached."""
+
+        daemon = True
+
+        def schedule(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+        def stop(self) -> None:
+            pass
+
+        def is_alive(self) -> bool:
+            return False
+
+    monkeypatch.setattr(watcher_mod, "native_observer", Exhausted)
+    service, events = started(make_service, photos, view, 8)
+    status = service.folders()[0]
+    assert status.state == "polling" and "inotify" in (status.message or "")
+    assert any(e.kind == "folder" and e.state == "polling" and "max_user_watches" in (e.message or "")
+               for e in events)
+    make_photo(photos / "after-limit.png", "purple")
+    wait_for(lambda: str(photos / "after-limit.png") in view.paths(), what="change found by polling")
+
+
+def test_vanished_folder_is_reported_photos_kept_and_watched_again(
+    make_service: Factory, photos: Path, view: View, tmp_path: Path
+) -> None:
+    service, events = started(make_service, photos, view, 8, force_polling=True)
+    away = tmp_path / "unmounted"
+    photos.rename(away)  # like a share going away: the polling observer dies
+    wait_for(lambda: service.folders()[0].state == "missing", what="missing state")
+    assert "kept" in (service.folders()[0].message or "")
+    time.sleep(0.5)
+    assert len(view.paths()) == 8  # nothing deleted
+    make_photo(away / "added-meanwhile.png", "purple")
+    away.rename(photos)
+    wait_for(lambda: service.folders()[0].state == "polling", what="watched again")
+    wait_for(lambda: str(photos / "added-meanwhile.png") in view.paths(), what="reconcile after return")
+
+
+def test_dead_polling_observer_is_restarted(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    service, events = started(make_service, photos, view, 8, force_polling=True)
+    folder = service._watcher._folders[str(photos)]
+    assert folder.observer is not None
+    for emitter in list(folder.observer.emitters):
+        emitter.stop()  # the emitter thread dies, as when a poll fails for good
+    wait_for(lambda: folder.restarts == 1, what="observer restarted")
+    make_photo(photos / "after-restart.png", "purple")
+    wait_for(lambda: str(photos / "after-restart.png") in view.paths(), what="watching after restart")
+
+
+def test_stop_during_a_batch_leaves_a_consistent_library(
+    make_service: Factory, tmp_path: Path, db: Path, view: View
+) -> None:
+    root = tmp_path / "many"
+    for i in range(300):
+        tiny_image(root / f"{i:03d}.png", (i % 250, 20 + i // 250, 50))
+    slow = CountingEncoder(delay=0.05, batch_size=8)
+    service, events = make_service(encoder=slow)
+    service.start()
+    service.add_folder(str(root))
+    wait_for(lambda: slow.count >= 16, what="indexing under way")
+    began = time.monotonic()
+    service.stop()
+    assert time.monotonic() - began < 5
+    assert not service.running
+    with Store(db) as store:
+        assert store.integrity() == "ok"
+        done = store.count_images()
+    assert 0 < done < 300
+    assert events[-1].kind == "stopped"
+    # The next run finishes the job without redoing what was saved.
+    again = CountingEncoder()
+    service, _ = make_service(encoder=again)
+    service.start()
+    wait_for(lambda: len(view.paths()) == 300, what="finished after restart")
+    assert again.count == 300 - done
+
+
+def test_search_from_another_thread_and_process_while_indexing(
+    make_service: Factory, photos: Path, tmp_path: Path, db: Path, view: View, data_dir: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    bulk = tmp_path / "bulk"
+    for i in range(400):
+        tiny_image(bulk / f"{i:03d}.png", (i % 200, 10 + i // 200, 200))
+    slow = service._injected
+    assert isinstance(slow, CountingEncoder)
+    slow.delay = 0.05  # ~2.5 s for the folder: long enough to search during it
+    service.add_folder(str(bulk))
+    wait_for(lambda: slow.count > 16, what="bulk indexing under way")
+    began = time.monotonic()
+    hits = search(service, "red")
+    waited = time.monotonic() - began
+    assert hits[0] in {str(photos / n) for n in ("red1.jpg", "red2.png", "trip/red3.jpg")}
+    assert waited < 1.0, f"search waited {waited:.2f} s behind indexing"
+    assert len(view.paths()) < 408  # still indexing
+    env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), PYTHONWARNINGS="ignore")
+    out = subprocess.run(
+        [sys.executable, "-m", "clipdesk", "--db", str(db), "search", "green", "-n", "2"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "green" in out.stdout.splitlines()[0]
+    status = subprocess.run(
+        [sys.executable, "-m", "clipdesk", "--db", str(db), "status", "--json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    wait_for(lambda: len(view.paths()) == 408, timeout=60, what="bulk done")
+
+
+def test_added_folder_goes_before_a_running_reconcile(
+    make_service: Factory, tmp_path: Path, db: Path, view: View
+) -> None:
+    big, small = tmp_path / "big", tmp_path / "small"
+    for i in range(200):
+        tiny_image(big / f"{i:03d}.png", (i, 10, 10))
+    for i in range(5):
+        tiny_image(small / f"{i}.png", (10, i * 40, 10))
+    with Store(db) as store:
+        store.add_folder(str(big))  # known, not yet indexed: start-up reconcile has 200 to do
+    slow = CountingEncoder(delay=0.05, batch_size=8)
+    service, events = make_service(encoder=slow)
+    service.start()
+    wait_for(lambda: slow.count >= 8, what="reconcile under way")
+    service.add_folder(str(small))
+    wait_for(lambda: sum(str(small) in p for p in view.paths()) == 5, what="added folder indexed")
+    assert sum(str(big) in p for p in view.paths()) < 200
+    wait_for(lambda: len(view.paths()) == 205, timeout=60, what="reconcile resumed and finished")
+    assert slow.count == 205
+
+
+def test_pause_holds_indexing_and_resume_continues(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    service.pause()
+    assert service.paused
+    make_photo(photos / "paused.png", "purple")
+    time.sleep(0.8)
+    assert str(photos / "paused.png") not in view.paths()
+    assert search(service, "red")  # the interactive lane still answers
+    service.resume()
+    wait_for(lambda: str(photos / "paused.png") in view.paths(), what="indexed after resume")
+
+
+def test_remove_folder_forgets_or_keeps_photos(
+    make_service: Factory, photos: Path, tmp_path: Path, view: View
+) -> None:
+    other = tmp_path / "other"
+    make_photo(other / "o.png", "white")
+    service, events = started(make_service, photos, view, 8)
+    service.add_folder(str(other))
+    wait_for(lambda: len(view.paths()) == 9, what="second folder")
+    service.remove_folder(str(other), forget=True)
+    wait_for(lambda: len(view.paths()) == 8, what="forgotten")
+    assert [f.path for f in service.folders()] == [str(photos)]
+    service.remove_folder(str(photos), forget=False)
+    wait_for(lambda: service.folders() == [], what="unwatched")
+    make_photo(photos / "not-watched.png", "purple")
+    time.sleep(0.6)
+    assert len(view.paths()) == 8  # kept, but no longer watched
+    service.stop()
+    service, later = make_service()  # also after a restart
+    service.start()
+    wait_for(lambda: any(e.kind == "idle" for e in later), what="idle")
+    assert service.folders() == [] and len(view.paths()) == 8
+
+
+def test_reindex_folder_rehashes_and_keeps_unchanged_vectors(
+    make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
+) -> None:
+    service, events = started(make_service, photos, view, 8)
+    target = photos / "red1.jpg"
+    st = target.stat()
+    make_photo(target, "black")  # new content...
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...behind an unchanged date
+    encoded = encoder.count
+    service.reindex_folder(str(photos))
+    wait_for(lambda: search(service, "black")[:1] == [str(target)], what="re-indexed by content")
+    assert encoder.count == encoded + 1
+
+
+def test_interactive_errors_land_in_the_future(make_service: Factory, photos: Path, view: View) -> None:
+    service, _ = started(make_service, photos, view, 8)
+
+    def boom(lib: Library) -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        service.submit(boom).result(5)
+    assert service.submit(lambda lib: threading.current_thread().name).result(5) == "clipdesk-interactive"
+    service.stop()
+    with pytest.raises(Exception, match="stopped"):
+        service.submit(lambda lib: 1).result(5)
+
+
+def test_add_folder_refuses_a_missing_folder(make_service: Factory, tmp_path: Path) -> None:
+    from clipdesk.errors import ClipdeskError
+
+    service, _ = make_service()
+    with pytest.raises(ClipdeskError, match="No folder"):
+        service.add_folder(str(tmp_path / "nope"))
