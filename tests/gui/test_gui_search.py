@@ -58,3 +58,31 @@ def test_query_syntax():
     assert parsed.negatives == ("people swimming", "dog")
     assert parse_query('unfinished "quote').text == "unfinished quote"
     assert parse_query("- not:").negatives == ()
+
+
+def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, db_path):
+    index(db_path, photos)
+    window = make_window()
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.search_box.setText("green")
+        window.run_search()
+    wait_idle(qtbot, window)
+    view = window.view
+    view.setFocus()
+    view.setCurrentIndex(window.model.index(0, 0))
+    qtbot.keyClick(view, Qt.Key.Key_Right)  # keyboard navigation moves through the grid
+    assert view.currentIndex().row() == 1
+    second = window.model.hit(1)
+    assert window.preview.fields["Name"].text() == second.path.rsplit("/", 1)[-1]
+    qtbot.waitUntil(lambda: "pixels" in window.preview.fields["Size"].text(), timeout=10_000)
+    assert window.preview.fields["Size"].text().startswith("64 × 48 pixels")
+
+    # "Find similar" (also in the context menu) ranks by that photo and leaves it out.
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.find_similar()
+    assert second.path not in row_paths(window)
+    assert colour_of(row_paths(window)[0]) == "green"
+
+    # Dragging results out carries the files themselves.
+    mime = window.model.mimeData([window.model.index(0, 0)])
+    assert mime.urls()[0].toLocalFile() == window.model.hit(0).path
