@@ -7,6 +7,7 @@ service's threads, when the model is first needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -140,11 +141,9 @@ def _report_bugs_in(window: object) -> None:
         previous(kind, exc, tb)  # type: ignore[arg-type]
         show = getattr(window, "show_error", None)
         if show is not None and not isinstance(exc, KeyboardInterrupt):
-            try:
+            with contextlib.suppress(RuntimeError):  # the window is already gone
                 show(f"Something went wrong ({kind.__name__}: {exc}). Please report it; "
                      "clipdesk carries on.")
-            except RuntimeError:  # the window is already gone
-                pass
 
     sys.excepthook = hook
 

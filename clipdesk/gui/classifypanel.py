@@ -331,7 +331,7 @@ class ClassifyPanel(QWidget):
 
     def write_csv(self, target: str) -> None:
         items = [i for i in self.model.items() if i.result is not None]
-        labels: list[str] = list(dict.fromkeys(l for i in items for l in i.result.probabilities))  # type: ignore[union-attr]
+        labels: list[str] = list(dict.fromkeys(name for i in items for name in i.result.probabilities))  # type: ignore[union-attr]
         with open(target, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "best", *labels])
@@ -340,7 +340,7 @@ class ClassifyPanel(QWidget):
                     writer.writerow([item.path, "", *([""] * len(labels))])
                     continue
                 probs = item.result.probabilities
-                writer.writerow([item.path, item.result.best(), *(f"{probs.get(l, 0.0):.4f}" for l in labels)])
+                writer.writerow([item.path, item.result.best(), *(f"{probs.get(name, 0.0):.4f}" for name in labels)])
 
     def _export(self) -> None:
         target, _ = QFileDialog.getSaveFileName(self, "Export classification", "classification.csv", "CSV (*.csv)")

@@ -11,6 +11,7 @@ never waits on the model, the database or a decode.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -80,10 +81,9 @@ class ServiceWorker(QObject):
 
     def _emit_finished(self, token: int, future: concurrent.futures.Future[Any]) -> None:
         """Called on whichever thread finished the work."""
-        try:
+        # RuntimeError: the window (and this object) is already gone; nothing to tell.
+        with contextlib.suppress(RuntimeError):
             self._finished.emit(token, future)
-        except RuntimeError:  # the window (and this object) is already gone: nothing to tell
-            pass
 
     @Slot(int, object)
     def _deliver(self, token: int, future: concurrent.futures.Future[Any]) -> None:
@@ -179,7 +179,5 @@ class _Relay(QObject):
     fired = Signal()
 
     def fire(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.fired.emit()
-        except RuntimeError:
-            pass

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from guihelpers import COLOUR_MODEL
+from .guihelpers import COLOUR_MODEL
 from PySide6.QtCore import QSettings
 
 from clipdesk.gui.mainwindow import MainWindow

@@ -6,7 +6,7 @@ import sys
 import threading
 import traceback
 
-from guihelpers import photo, wait_idle
+from .guihelpers import photo, wait_idle
 
 from clipdesk.library import Library, LibraryOptions
 

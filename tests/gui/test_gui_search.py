@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guihelpers import colour_of, index, photo, row_paths, wait_idle
+from .guihelpers import colour_of, index, photo, row_paths, wait_idle
 from PySide6.QtCore import Qt
 
 from clipdesk.gui.querytext import parse_query

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guihelpers import wait_idle
+from .guihelpers import wait_idle
 
 
 def test_tiny_clip_indexes_searches_and_classifies(qtbot, make_window, photos, tiny_clip):
