@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
 
     def _build_central(self) -> None:
         self.search_box = SearchBox()
-        self.search_box.textEdited.connect(lambda _: self._search_timer.start())
+        self.search_box.textChanged.connect(lambda _: self._search_timer.start())
         self.search_box.returnPressed.connect(self.run_search)
         self.search_box.images_dropped.connect(self.add_examples)
         self.examples_button = QToolButton()
@@ -481,7 +481,9 @@ class MainWindow(QMainWindow):
                 self.progress.show()
                 self.progress_label.show()
             self.statusBar().showMessage(event.message or "Downloading the model (once)…")
-        elif state == "ready":
+        else:
+            self._hide_progress()  # the download bar, if any; indexing progress shows it again
+        if state == "ready":
             self.statusBar().showMessage("Model ready.", 3000)
             self.progress.setFormat("%v / %m")
         elif state == "unavailable":
@@ -619,38 +621,52 @@ class MainWindow(QMainWindow):
             limit=SEARCH_LIMIT,
         )
 
-    def run_search(self) -> None:
-        """Search for what is typed and dropped; an empty box shows every photo."""
+    def run_search(self, *, keep_place: bool = False) -> None:
+        """Search for what is typed and dropped; an empty box shows every photo.
+
+        keep_place: a refresh after background changes keeps the selection and scroll position.
+        """
         self._search_timer.stop()
         if self._search_call is not None:
             self._search_call.cancel()
         query = self.current_query()
         self._search_serial += 1
         serial = self._search_serial
-        if query.is_empty():
-            self._browsing = True
+        browsing = query.is_empty()
+
+        def show(hits: list[Hit]) -> None:
+            self._show_hits(serial, hits, browsing, keep_place)
+
+        if browsing:
+            self._search_call = self.worker.call(browse_all, show, self._failed_call("Listing photos"))
+        else:
             self._search_call = self.worker.call(
-                browse_all, lambda hits: self._show_hits(serial, hits), self._failed_call("Listing photos")
+                lambda library: library.search(query), show, self._failed_call("Search")
             )
-            return
-        self._browsing = False
-        self._search_call = self.worker.call(
-            lambda library: library.search(query),
-            lambda hits: self._show_hits(serial, hits),
-            self._failed_call("Search"),
-        )
 
     def refresh_results(self) -> None:
-        """Search again (new photos were indexed, or a folder was forgotten)."""
+        """Search again, in place (new photos were indexed, or a folder was forgotten)."""
         if not self._closing:
-            self.run_search()
+            self.run_search(keep_place=True)
 
-    def _show_hits(self, serial: int, hits: list[Hit]) -> None:
+    def _show_hits(self, serial: int, hits: list[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
             return  # an older search answered late
-        if not self._browsing and self.notice.isVisible() and self.last_error:
-            self.notice.hide()
-        self.model.set_hits(hits)
+        if not browsing and self.notice.isVisible() and self.last_error:
+            self.notice.hide()  # a search worked, so whatever went wrong before is over
+        self._browsing = browsing
+        current = self.model.hit(self.view.currentIndex().row()) if keep_place else None
+        scroll = self.view.verticalScrollBar().value()
+        if not self.model.set_hits(hits):
+            self.results_shown.emit()  # nothing changed: leave the grid alone
+            return
+        if keep_place:
+            row = self.model.row_of(current.image_id) if current is not None else None
+            if row is not None:
+                self.view.setCurrentIndex(self.model.index(row, 0))
+            self.view.verticalScrollBar().setValue(scroll)
+        elif self.model.rowCount():
+            self.view.scrollToTop()
         self._update_page()
         self.results_shown.emit()
 
@@ -666,8 +682,6 @@ class MainWindow(QMainWindow):
         else:
             text = f"{total:,} matches, best first"
         self.count_label.setText(text)
-        if self.model.rowCount():
-            self.view.scrollToTop()
 
     def _relevance_changed(self, value: int) -> None:
         self.model.set_relevance(value / 100)

@@ -48,9 +48,14 @@ class ResultsModel(QAbstractListModel):
 
     # -- data ---------------------------------------------------------------------
 
-    def set_hits(self, hits: Sequence[Hit]) -> None:
-        self._all = list(hits)
+    def set_hits(self, hits: Sequence[Hit]) -> bool:
+        """Show these hits; False (and no reset) when they are the ones already shown."""
+        hits = list(hits)
+        if hits == self._all and self.rowCount() == len(self._shown):
+            return False
+        self._all = hits
         self._refilter()
+        return True
 
     def set_relevance(self, relevance: float) -> None:
         if relevance != self._relevance:

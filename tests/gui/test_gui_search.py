@@ -86,3 +86,22 @@ def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, 
     # Dragging results out carries the files themselves.
     mime = window.model.mimeData([window.model.index(0, 0)])
     assert mime.urls()[0].toLocalFile() == window.model.hit(0).path
+
+
+def test_a_refresh_after_background_changes_keeps_the_selection(qtbot, make_window, photos, db_path):
+    index(db_path, photos)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=10_000)
+    wait_idle(qtbot, window)
+    window.view.setCurrentIndex(window.model.index(2, 0))
+    chosen = window.model.hit(2)
+    with qtbot.assertNotEmitted(window.model.modelReset), qtbot.waitSignal(window.results_shown):
+        window.refresh_results()  # nothing changed: the grid is left alone
+
+    photo(photos / "aaa.png", "red")  # sorts first, so every row moves down by one
+    index(db_path, photos)
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.refresh_results()
+    assert window.model.rowCount() == 9
+    assert window.model.hit(window.view.currentIndex().row()).image_id == chosen.image_id
+    wait_idle(qtbot, window)
