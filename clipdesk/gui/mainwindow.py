@@ -259,6 +259,9 @@ class MainWindow(QMainWindow):
         self.delegate.cell = self.size_slider.value()
         self.view.setItemDelegate(self.delegate)
         self.view.setModel(self.model)
+        # Rows scrolled past need no thumbnails: drop their queued jobs; painting re-queues what
+        # is on screen now.
+        self.view.verticalScrollBar().valueChanged.connect(lambda _: self.loader.clear_queue())
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.model.modelReset.connect(self._results_changed)
 
