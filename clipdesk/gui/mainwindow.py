@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         self._folders_timer = QTimer(self, singleShot=True, interval=300)
         self._folders_timer.timeout.connect(self.refresh_folders)
         self.resize(1200, 780)
+        self._restore_layout()
         if start:
             self.start()
 
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
         self.search_box.textChanged.connect(lambda _: self._search_timer.start())
         self.search_box.returnPressed.connect(self.run_search)
         self.search_box.images_dropped.connect(self.add_examples)
+        self.search_box.setAccessibleName("Search photos")
         self.examples_button = QToolButton()
         self.examples_button.setAutoRaise(True)
         self.examples_button.setToolTip("Example photos in this search; click to remove them")
@@ -218,12 +220,14 @@ class MainWindow(QMainWindow):
             "Hide weak matches: the further right, the closer to the best match a photo must be"
         )
         self.relevance.valueChanged.connect(self._relevance_changed)
+        self.relevance.setAccessibleName("Relevance: hide weak matches")
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
         self.size_slider.setRange(64, 256)
         self.size_slider.setValue(min(256, self.settings.thumbnail_size))
         self.size_slider.setFixedWidth(120)
         self.size_slider.setToolTip("Thumbnail size")
         self.size_slider.valueChanged.connect(self._size_changed)
+        self.size_slider.setAccessibleName("Thumbnail size")
         self.count_label = QLabel()
 
         top = QHBoxLayout()
@@ -258,6 +262,7 @@ class MainWindow(QMainWindow):
         self.delegate = ThumbnailDelegate(self.loader, self.view)
         self.delegate.cell = self.size_slider.value()
         self.view.setItemDelegate(self.delegate)
+        self.view.setAccessibleName("Results")
         self.view.setModel(self.model)
         # Rows scrolled past need no thumbnails: drop their queued jobs; painting re-queues what
         # is on screen now.
@@ -385,6 +390,16 @@ class MainWindow(QMainWindow):
         self.refresh_folders()
         self.focus_search()
 
+    def _restore_layout(self) -> None:
+        """Window size and panel layout as the user left them (QSettings, like the preferences)."""
+        geometry = self.qsettings.value("window/geometry")
+        state = self.qsettings.value("window/state")
+        if isinstance(state, (bytes, bytearray, QByteArray)):
+            self.restoreState(QByteArray(state))
+            self._docks_sized = True  # the saved state has the user's own dock sizes
+        if isinstance(geometry, (bytes, bytearray, QByteArray)):
+            self.restoreGeometry(QByteArray(geometry))
+
     def focus_search(self) -> None:
         self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search_box.selectAll()
@@ -403,6 +418,9 @@ class MainWindow(QMainWindow):
         self.settings.relevance = self.relevance.value()
         self.settings.labels = self.classify_panel.labels_edit.text()
         settings_io.save(self.qsettings, self.settings)
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        self.qsettings.sync()
         self._search_timer.stop()
         self._folders_timer.stop()
         self.worker.stop()

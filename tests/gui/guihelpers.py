@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QWidget
 
 from clipdesk.gui.mainwindow import MainWindow
 from clipdesk.library import Library, LibraryOptions
@@ -28,6 +31,15 @@ def index(db_path: Path, folder: Path) -> None:
 
 def colour_of(path: str) -> str:
     return "".join(c for c in os.path.basename(path).split(".")[0] if c.isalpha())
+
+
+def drop(widget: QWidget, paths: list[Path]) -> None:
+    """What a drop of these files from a file manager delivers to the widget."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    widget.dropEvent(event)
 
 
 def wait_idle(qtbot, window: MainWindow, timeout: int = WAIT_MS) -> None:  # type: ignore[no-untyped-def]

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
-from .guihelpers import photo, wait_idle
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from .guihelpers import drop, photo, wait_idle
 
 from clipdesk.gui.classifymodel import RankedRole
 from clipdesk.sorting import apply_sort, plan_sort
-
-
-def drop(widget, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    widget.dropEvent(event)
 
 
 def test_dropped_images_get_the_right_label_first(qtbot, make_window, tmp_path):

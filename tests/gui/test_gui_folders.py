@@ -6,7 +6,7 @@ import sys
 import threading
 import traceback
 
-from .guihelpers import photo, wait_idle
+from .guihelpers import drop, photo, wait_idle
 
 from clipdesk.library import Library, LibraryOptions
 
@@ -18,7 +18,7 @@ def test_first_run_add_folder_progress_reaches_total_and_grid_fills(qtbot, make_
 
     bar: list[tuple[int, int]] = []
     window.progress.valueChanged.connect(lambda v: bar.append((v, window.progress.maximum())))
-    window.add_folder(str(photos))
+    drop(window, [photos])  # a folder dropped on the window is added
     qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=20_000)
     wait_idle(qtbot, window)
     assert bar and bar[-1] == (8, 8)  # the status bar's progress reached the total

@@ -50,3 +50,41 @@ def test_window_keeps_its_settings_between_runs(qtbot, make_window, qsettings):
     assert reopened.relevance.value() == 30
     assert reopened.settings.device == "cpu"
     assert reopened.settings.thumbnail_cache_mb == 99
+
+
+def test_choosing_a_model_in_settings_fixes_a_missing_model(qtbot, make_window, photos):
+    import dataclasses
+
+    from .guihelpers import COLOUR_MODEL, colour_of, row_paths, wait_idle
+
+    window = make_window(model=None)  # the default model: not downloadable in tests
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=20_000)
+    assert "not downloaded" in window.last_error or "cannot be fetched" in window.last_error
+
+    window.apply_settings(dataclasses.replace(window.settings, model=COLOUR_MODEL), confirm=False)
+    qtbot.waitUntil(lambda: window.worker.options.model == COLOUR_MODEL and window._folders_known,
+                    timeout=20_000)
+    window.add_folder(str(photos))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=20_000)
+    wait_idle(qtbot, window)
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.search_box.setText("blue")
+        window.run_search()
+    assert [colour_of(p) for p in row_paths(window)[:2]] == ["blue", "blue"]
+
+
+def test_window_size_and_panels_are_restored(qtbot, make_window):
+    window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    window.resize(1300, 700)
+    window.folders_dock.hide()
+    size = (window.width(), window.height())
+    window.close()
+    reopened = make_window()
+    reopened.show()
+    qtbot.waitExposed(reopened)
+    # The width is clamped to the (offscreen, 800 px) screen, as it should be; the height fits.
+    assert reopened.height() == size[1]
+    assert reopened.width() == min(size[0], reopened.screen().availableGeometry().width() - 2)
+    assert reopened.folders_dock.isHidden()
