@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import tempfile
 import time
@@ -74,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
     window.resize(width, height)
     window.show()
     _report_bugs_in(window)
+    # Ctrl-C in the terminal, or SIGTERM at logout, closes the window like the user would, so
+    # indexing stops cleanly. Python only sees signals between bytecodes, hence the idle tick.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: window.close())
+    tick = QTimer(window, interval=300)
+    tick.timeout.connect(lambda: None)
+    tick.start()
 
     for folder in args.add:
         window.add_folder(folder)

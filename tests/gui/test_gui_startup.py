@@ -43,3 +43,34 @@ def test_gui_command_errors_are_one_line(data_dir):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "clipdesk: --classify needs --labels 'a,b,…' or --preset NAME."
+
+
+def test_sigterm_closes_the_window_cleanly(photos, data_dir):
+    import signal
+    import time
+
+    from clipdesk.library import Library, LibraryOptions
+
+    db = data_dir / "lib.db"
+    env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipdesk", "gui", "--db", str(db), "--model", "clipdesk-test:colours",
+         "--add", str(photos)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                with Library(LibraryOptions(db_path=db)) as library:
+                    if library.folders():
+                        break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    with Library(LibraryOptions(db_path=db)) as library:
+        assert library.store.integrity() == "ok"
