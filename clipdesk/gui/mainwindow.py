@@ -87,6 +87,13 @@ def browse_all(library: Library) -> list[Hit]:
     return hits
 
 
+def search_library(library: Library, query: Query) -> list[Hit]:
+    """A search; none while nothing is indexed yet (typing before the first folder is normal)."""
+    if library.store.count_images() == 0:
+        return []
+    return library.search(query)
+
+
 def switch_model(options: LibraryOptions) -> None:
     """Make the library use options.model, dropping the old vectors (the service re-indexes).
 
@@ -662,7 +669,7 @@ class MainWindow(QMainWindow):
             self._search_call = self.worker.call(browse_all, show, self._failed_call("Listing photos"))
         else:
             self._search_call = self.worker.call(
-                lambda library: library.search(query), show, self._failed_call("Search")
+                lambda library: search_library(library, query), show, self._failed_call("Search")
             )
 
     def refresh_results(self) -> None:
@@ -697,7 +704,7 @@ class MainWindow(QMainWindow):
         if self._browsing:
             text = f"{total:,} photos" if total else ""
         elif total == 0:
-            text = "No matches."
+            text = "No matches." if self._images or self._folders else "No photos indexed yet."
         elif shown < total:
             text = f"{shown:,} of {total:,} matches (weaker ones hidden)"
         else:

@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import itertools
 from collections.abc import Callable
+import logging
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -21,6 +22,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from ..encoder import Encoder
 from ..library import Library, LibraryOptions
 from .backend import IndexService, ServiceEvent
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
 Errback = Callable[[BaseException], None]
@@ -168,9 +171,12 @@ class ServiceWorker(QObject):
         if self._stopped:
             return
         self._stopped = True
-        self._control.submit(self._service.stop, timeout)
+        stopping = self._control.submit(self._service.stop, timeout)
         self._control.shutdown(wait=True)
         self._pending.clear()
+        error = stopping.exception()
+        if error is not None:  # a bug in stopping: say so, the window is closing anyway
+            log.error("the indexing service did not stop cleanly", exc_info=error)
 
 
 class _Relay(QObject):
