@@ -338,6 +338,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
 
     def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            # Asked twice: leave now. Each batch is one transaction, so the
+            # library stays whole; the batch in progress is redone next time.
+            raise KeyboardInterrupt
         stop.set()
 
     # Ctrl-C and SIGTERM end the loop below; the service then stops cleanly.
@@ -349,13 +353,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.line(f"watching {display(str(args.db))}; press Ctrl-C to stop")
         while not stop.wait(0.5):
             if not service.running or log.fatal:
-                break  # nothing to do without a model: say so and exit
+                break  # the library cannot be opened, or there is no model: said above
         log.line("stopping…")
         service.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if not log.fatal else 1
+    # Ended by a signal: a clean stop. Ended by itself: it could not go on (logged above).
+    return 0 if stop.is_set() else 1
 
 
 class _EventLog:

@@ -143,6 +143,7 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
+        self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
     # -- planning -----------------------------------------------------------
@@ -219,10 +220,10 @@ class Indexer:
 
         missing: dict[str, ImageState] = {}
         gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
-        for folder_id in {f for f in map(folder_of, gone_set) if f is not None}:
-            for path, state in states[folder_id].items():
+        for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
+            for path, known in states[gone_folder].items():
                 if _under_any(path, gone_set) and stat_file(path) is None:
-                    missing[path] = state
+                    missing[path] = known
         jobs = []
         for path in dict.fromkeys(changed):
             folder_id = folder_of(path)
@@ -429,8 +430,14 @@ class Indexer:
         one in another folder); this keeps the vector and id instead of making
         a copy and deleting the original afterwards.
         """
+        if self._folder_roots is None:
+            self._folder_roots = {f.id: f.path for f in self.store.folders()}
+        roots = self._folder_roots
         for state in self.store.images_with_hash(digest):
-            if state.id not in claimed and state.path != path and stat_file(state.path) is None:
+            if state.id in claimed or state.path == path or stat_file(state.path) is not None:
+                continue
+            # A photo on an unplugged drive is not gone: leave it where it is.
+            if os.path.isdir(roots.get(state.folder_id, "")):
                 return state
         return None
 

@@ -228,12 +228,18 @@ class IndexService:
     # -- folders ----------------------------------------------------------------
 
     def add_folder(self, path: str) -> None:
-        """Remember a folder, index it before anything else, and watch it."""
+        """Remember a folder, index it before anything else, and watch it.
+
+        A path that is not a folder is reported as an "error" event (the caller
+        may be a GUI slot, where an exception would only reach a log).
+        """
         root = real_path(path)
-        if not os.path.exists(root):
-            raise ClipdeskError(f"No folder at {path}.")
         if not os.path.isdir(root):
-            raise ClipdeskError(f"{path} is a file; choose a folder of photos.")
+            problem = f"{path} is a file; choose a folder of photos." if os.path.exists(root) else (
+                f"No folder at {path}."
+            )
+            self._emit(ServiceEvent("error", folder=path, message=problem))
+            return
         self._enqueue(_Work("add", root))
 
     def remove_folder(self, path: str, *, forget: bool = True) -> None:
@@ -392,9 +398,11 @@ class IndexService:
 
     def _on_changes(self, changed: list[str], gone: list[str]) -> None:
         total = len(changed) + len(gone)
-        single = (changed + gone)[0] if total == 1 else None
-        self._emit(ServiceEvent("queued", folder=self._root_of(single) if single else None,
-                                path=single, total=total))
+        roots = {self._root_of(p) for p in changed + gone}
+        self._emit(ServiceEvent(
+            "queued", folder=roots.pop() if len(roots) == 1 else None,
+            path=(changed + gone)[0] if total == 1 else None, total=total,
+        ))
         self._enqueue(_Work("changes", changed=changed, gone=gone))
 
     def _on_reconcile_needed(self, root: str) -> None:
@@ -482,14 +490,14 @@ class IndexService:
 
         service = self
 
-        class Bar(tqdm):  # type: ignore[misc, type-arg]
+        class Bar(tqdm):  # type: ignore[misc]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 kwargs["file"] = io.StringIO()
                 kwargs.pop("name", None)
                 super().__init__(*args, **kwargs)
 
             def update(self, n: float | None = 1) -> bool | None:
-                out = super().update(n)
+                out: bool | None = super().update(n)
                 service._emit(
                     ServiceEvent(
                         "model", state="downloading", done=int(self.n), total=int(self.total or 0),
@@ -594,8 +602,12 @@ class IndexService:
             self._refresh(store, publish=False)
             self._sync_watchers(store)  # watch first, so nothing changed while indexing is missed
             self._publish()
-        if root is not None and (store.folder_containing(root) is None or not os.path.isdir(root)):
-            return  # removed meanwhile, or missing (the watcher reports that; photos are kept)
+        if root is not None and store.folder_containing(root) is None:
+            if work.kind == "reindex":
+                raise ClipdeskError(f"{root} is not a folder of this library.")
+            return  # removed meanwhile
+        if root is not None and not os.path.isdir(root):
+            return  # missing: the watcher reports it, and its photos are kept
         paths = [root] if root is not None else work.changed + work.gone
         concerned = sorted({r for r in map(self._root_of, paths) if r is not None})
         rate = _Rate()
@@ -675,7 +687,7 @@ class IndexService:
                                     raise ClipdeskError("The indexing service has stopped.")
                             library = Library(self.options, encoder=self._encoder)
                         future.set_result(fn(library))
-                    except BaseException as exc:  # handed to the caller through the Future
+                    except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
                         future.set_exception(exc)
                 finally:
                     self._interactive_done()

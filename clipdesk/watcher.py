@@ -116,7 +116,7 @@ def native_observer() -> BaseObserver:
     """The platform's event-based observer (a seam for tests)."""
     from watchdog.observers import Observer
 
-    return Observer()  # type: ignore[no-any-return]
+    return Observer()
 
 
 # -- debouncing ----------------------------------------------------------------
@@ -144,6 +144,8 @@ class ChangeBuffer:
     _touched: dict[str, _Touched] = field(default_factory=dict)
     _dirs: dict[str, float] = field(default_factory=dict)
     _gone: dict[str, _Gone] = field(default_factory=dict)
+    # Recently handed-over files, so scanning a folder that just arrived does not hand them over twice.
+    _released: dict[str, tuple[tuple[int, int] | None, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -202,9 +204,11 @@ class ChangeBuffer:
         for d in dirs:
             # Files in a folder that arrived whole raise no events of their own.
             for stat in scan(d):
+                key = (stat.size, stat.mtime_ns)
                 with self._lock:
-                    if stat.path not in self._touched:
-                        self._touched[stat.path] = _Touched((stat.size, stat.mtime_ns), now, now)
+                    released = self._released.get(stat.path)
+                    if stat.path not in self._touched and (released is None or released[0] != key):
+                        self._touched[stat.path] = _Touched(key, now, now)
         with self._lock:
             items = list(self._touched.items())
         looks = {path: stat_file(path) for path, _ in items}
@@ -214,16 +218,19 @@ class ChangeBuffer:
             for path, entry in items:
                 if self._touched.get(path) is not entry:
                     continue  # replaced meanwhile
-                stat = looks[path]
-                key = (stat.size, stat.mtime_ns) if stat else None
-                if key != entry.key:
-                    entry.key, entry.stable_since = key, now
+                look = looks[path]
+                now_key = (look.size, look.mtime_ns) if look else None
+                if now_key != entry.key:
+                    entry.key, entry.stable_since = now_key, now
                 elif now - entry.stable_since >= self.debounce and now - entry.last_event >= self.debounce:
                     del self._touched[path]
+                    self._released[path] = (now_key, now)
                     # A file that vanished again is handed over too: the indexer drops it.
                     changed.append(path)
-            for path, entry in list(self._gone.items()):
-                if now - entry.since < self.debounce or self._waits_for(entry.partner):
+            horizon = now - 10 * max(self.debounce, 1.0)
+            self._released = {p: r for p, r in self._released.items() if r[1] >= horizon}
+            for path, left in list(self._gone.items()):
+                if now - left.since < self.debounce or self._waits_for(left.partner):
                     continue
                 del self._gone[path]
                 gone.append(path)
@@ -463,10 +470,14 @@ class Watcher:
         changed, gone = self.buffer.take_settled()
         if not changed and not gone:
             return
-        with self._lock:
-            present = [f.root for f in self._folders.values() if f.state in ("watching", "polling")]
         # Never report deletions under a folder that is not there: an unmounted
-        # share looks like an empty folder, and its photos must be kept.
+        # share looks like an empty folder, and its photos must be kept. Look
+        # now, not at the last health check: the share may have gone since.
+        with self._lock:
+            present = [
+                f.root for f in self._folders.values()
+                if f.state in ("watching", "polling") and self._present(f)
+            ]
         gone = [p for p in gone if any(_within(p, r) for r in present)]
         changed = [p for p in changed if any(_within(p, r) for r in present)]
         if changed or gone:
@@ -566,8 +577,8 @@ def _quiet_stop(observer: Any) -> None:
 
 
 __all__ = [
-    "ChangeBuffer",
     "NETWORK_FILESYSTEMS",
+    "ChangeBuffer",
     "Watcher",
     "filesystem_type",
     "native_observer",

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import COLOUR_MODEL, CliRunner, make_photo
 from watchutil import wait_for
 

@@ -13,15 +13,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import COLOUR_MODEL, make_photo
+from watchutil import CountingEncoder, tiny_image, wait_for
+from watchutil import Library as View
 
 from clipdesk import watcher as watcher_mod
+from clipdesk.errors import ClipdeskError
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.search import Query
 from clipdesk.service import IndexService, ServiceEvent
 from clipdesk.store import Store
-
-from conftest import make_photo
-from watchutil import CountingEncoder, Library as View, tiny_image, wait_for
 
 Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
 
@@ -80,7 +81,7 @@ def search(service: IndexService, text: str) -> list[str]:
 
 
 def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: View) -> None:
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     make_photo(photos / "new" / "purple.jpg", "purple")
     wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
     assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
@@ -220,7 +221,7 @@ def test_changes_made_while_stopped_are_found_at_start(
     (photos / "blue2.bmp").unlink()
     (photos / "red1.jpg").rename(photos / "trip" / "red1-moved.jpg")
     encoded = encoder.count
-    service, events = make_service()
+    service, _events = make_service()
     service.start()
     wait_for(lambda: str(photos / "while-away.png") in view.paths()
              and str(photos / "trip" / "red1-moved.jpg") in view.paths()
@@ -231,7 +232,7 @@ def test_changes_made_while_stopped_are_found_at_start(
 
 
 def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     status = service.folders()[0]
     assert status.state == "polling" and "polling" in (status.message or "")
     make_photo(photos / "polled.png", "purple")
@@ -274,7 +275,7 @@ def test_inotify_limit_falls_back_to_polling(
 def test_vanished_folder_is_reported_photos_kept_and_watched_again(
     make_service: Factory, photos: Path, view: View, tmp_path: Path
 ) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     away = tmp_path / "unmounted"
     photos.rename(away)  # like a share going away: the polling observer dies
     wait_for(lambda: service.folders()[0].state == "missing", what="missing state")
@@ -290,7 +291,7 @@ def test_vanished_folder_is_reported_photos_kept_and_watched_again(
 def test_dead_polling_observer_is_restarted(
     make_service: Factory, photos: Path, view: View
 ) -> None:
-    service, events = started(make_service, photos, view, 8, force_polling=True)
+    service, _events = started(make_service, photos, view, 8, force_polling=True)
     folder = service._watcher._folders[str(photos)]
     assert folder.observer is not None
     for emitter in list(folder.observer.emitters):
@@ -344,18 +345,18 @@ def test_search_from_another_thread_and_process_while_indexing(
     hits = search(service, "red")
     waited = time.monotonic() - began
     assert hits[0] in {str(photos / n) for n in ("red1.jpg", "red2.png", "trip/red3.jpg")}
-    assert waited < 1.0, f"search waited {waited:.2f} s behind indexing"
+    assert waited < 2.0, f"search waited {waited:.2f} s behind indexing"
     assert len(view.paths()) < 408  # still indexing
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), PYTHONWARNINGS="ignore")
     out = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "search", "green", "-n", "2"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "green" in out.stdout.splitlines()[0]
     status = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "status", "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert status.returncode == 0, status.stderr
     wait_for(lambda: len(view.paths()) == 408, timeout=60, what="bulk done")
@@ -372,7 +373,7 @@ def test_added_folder_goes_before_a_running_reconcile(
     with Store(db) as store:
         store.add_folder(str(big))  # known, not yet indexed: start-up reconcile has 200 to do
     slow = CountingEncoder(delay=0.05, batch_size=8)
-    service, events = make_service(encoder=slow)
+    service, _events = make_service(encoder=slow)
     service.start()
     wait_for(lambda: slow.count >= 8, what="reconcile under way")
     service.add_folder(str(small))
@@ -401,7 +402,7 @@ def test_remove_folder_forgets_or_keeps_photos(
 ) -> None:
     other = tmp_path / "other"
     make_photo(other / "o.png", "white")
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     service.add_folder(str(other))
     wait_for(lambda: len(view.paths()) == 9, what="second folder")
     service.remove_folder(str(other), forget=True)
@@ -422,7 +423,7 @@ def test_remove_folder_forgets_or_keeps_photos(
 def test_reindex_folder_rehashes_and_keeps_unchanged_vectors(
     make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
 ) -> None:
-    service, events = started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     target = photos / "red1.jpg"
     st = target.stat()
     make_photo(target, "black")  # new content...
@@ -447,9 +448,76 @@ def test_interactive_errors_land_in_the_future(make_service: Factory, photos: Pa
         service.submit(lambda lib: 1).result(5)
 
 
-def test_add_folder_refuses_a_missing_folder(make_service: Factory, tmp_path: Path) -> None:
-    from clipdesk.errors import ClipdeskError
+def test_add_folder_reports_a_missing_folder(make_service: Factory, tmp_path: Path) -> None:
+    service, events = make_service()
+    service.add_folder(str(tmp_path / "nope"))
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    service.add_folder(str(tmp_path / "file.jpg"))
+    errors = [e.message or "" for e in events if e.kind == "error"]
+    assert "No folder at" in errors[0] and "is a file" in errors[1]
 
-    service, _ = make_service()
-    with pytest.raises(ClipdeskError, match="No folder"):
-        service.add_folder(str(tmp_path / "nope"))
+
+def _can_mount(path: Path) -> bool:
+    path.mkdir(exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "none", str(path)], capture_output=True, check=False).returncode == 0
+    if ok:
+        subprocess.run(["umount", str(path)], check=True)
+    return ok
+
+
+@pytest.mark.parametrize("force_polling", [False, True])
+def test_unmounted_share_keeps_its_photos(
+    make_service: Factory, tmp_path: Path, view: View, force_polling: bool
+) -> None:
+    share = tmp_path / "share"
+    if not sys.platform.startswith("linux") or not _can_mount(share):
+        pytest.skip("needs permission to mount a tmpfs (root in a container)")
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
+    try:
+        for colour in ("red", "green", "blue"):
+            make_photo(share / f"{colour}.jpg", colour)
+        service, _ = started(make_service, share, view, 3, force_polling=force_polling)
+        subprocess.run(["umount", str(share)], check=True)  # the mount point stays, empty
+        wait_for(lambda: service.folders()[0].state == "missing", what="missing after unmount")
+        time.sleep(1.0)  # a poll of the empty mount point, and a debounce, have passed
+        assert len(view.paths()) == 3
+        subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
+        for colour in ("red", "green", "blue", "white"):
+            make_photo(share / f"{colour}.jpg", colour)
+        wait_for(lambda: len(view.paths()) == 4, what="reconciled after the share came back")
+        assert service.folders()[0].state == ("polling" if force_polling else "watching")
+    finally:
+        subprocess.run(["umount", str(share)], capture_output=True, check=False)
+
+
+def test_without_a_model_it_says_so_and_still_answers(
+    db: Path, photos: Path, tmp_path: Path
+) -> None:
+    with Library(LibraryOptions(db_path=db, model=COLOUR_MODEL)) as library:
+        library.index([str(photos)])
+    events: list[ServiceEvent] = []
+    options = LibraryOptions(db_path=db, model=str(tmp_path / "no-such-model"))
+    service = IndexService(options, on_event=events.append, debounce=0.2)
+    service.start()
+    try:
+        wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
+        message = next(e.message for e in events if e.kind == "model" and e.state == "unavailable")
+        assert message and "No model folder" in message
+        assert service.submit(lambda lib: lib.store.count_images()).result(10) == 8  # no model needed
+        assert [f.state for f in service.folders()] == ["error"]
+        with pytest.raises(ClipdeskError, match="No model folder"):
+            service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
+    finally:
+        service.stop()
+
+
+def test_periodic_reconcile_finds_what_the_watcher_missed(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    # Polling once a minute: within the test only the periodic reconcile can see the change.
+    service, events = started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
+                              reconcile_interval=0.5)
+    make_photo(photos / "missed.png", "purple")
+    (photos / "blue1.jpg").unlink()
+    wait_for(lambda: str(photos / "missed.png") in view.paths()
+             and str(photos / "blue1.jpg") not in view.paths(), what="periodic reconcile")
