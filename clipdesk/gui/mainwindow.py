@@ -64,6 +64,7 @@ from .thumbnails import ThumbnailLoader, thumbnail_dir
 from .worker import Call, Errback, ServiceWorker
 
 SEARCH_DEBOUNCE_MS = 250
+WARM_UP_DELAY_MS = 1000
 SEARCH_LIMIT = MAX_KNN  # the store's most neighbours per query; the relevance control trims
 
 
@@ -92,6 +93,11 @@ def search_library(library: Library, query: Query) -> list[Hit]:
     if library.store.count_images() == 0:
         return []
     return library.search(query)
+
+
+def warm_up(library: Library) -> None:
+    """Run one small search so the model's text tower is loaded (worker thread)."""
+    search_library(library, Query(texts=("a photo",), limit=1))
 
 
 def switch_model(options: LibraryOptions) -> None:
@@ -513,6 +519,9 @@ class MainWindow(QMainWindow):
             self._hide_progress()  # the download bar, if any; indexing progress shows it again
         if state == "ready":
             self.statusBar().showMessage("Model ready.", 3000)
+            # Load the text side of the model now, off the GUI thread, so the first search
+            # answers as fast as the rest; a moment later, so start-up itself stays quick.
+            QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
             self.progress.setFormat("%v / %m")
         elif state == "unavailable":
             self.show_error(
@@ -521,6 +530,10 @@ class MainWindow(QMainWindow):
                 "Folders, browsing and settings still work; search and classification need the model.",
                 status="The model is not available: see the notice above the results.",
             )
+
+    def _warm_up(self) -> None:
+        if not self._closing:
+            self.worker.call(warm_up, None, lambda exc: None)  # a real search reports problems
 
     def _show_progress(self, event: ServiceEvent) -> None:
         total = max(event.total, event.done, 1)
