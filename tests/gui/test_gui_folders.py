@@ -73,3 +73,26 @@ def test_without_a_model_the_window_says_what_to_do(qtbot, make_window, tmp_path
     window.run_search()  # answered with a message, not a crash
     qtbot.waitUntil(lambda: window.worker.in_flight == 0, timeout=10_000)
     assert window.notice.isVisibleTo(window)
+
+
+def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_window):
+    from clipdesk.gui.backend import ServiceEvent
+
+    window = make_window()
+    wait_idle(qtbot, window)
+    window._on_event(ServiceEvent("model", state="downloading", done=50, total=200,
+                                  message="model.safetensors"))
+    assert window.progress.isVisibleTo(window) and window.progress.text() == "25%"
+    window._on_event(ServiceEvent("model", state="ready"))
+    assert not window.progress.isVisibleTo(window)
+
+    window._on_event(ServiceEvent("progress", folder="/photos/2024", done=300, total=1200, rate=10.0))
+    assert window.progress.text() == "300 / 1200"
+    assert window.progress_label.text() == "Indexing 2024 · 10.0 photos/s · 2 min left"
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: window.worker.paused, timeout=5_000)
+    assert window.pause_button.text() == "Resume"
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: not window.worker.paused, timeout=5_000)
+    window._on_event(ServiceEvent("idle", images=1200))
+    assert not window.progress.isVisibleTo(window)

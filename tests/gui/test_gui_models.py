@@ -75,3 +75,6 @@ def test_ten_thousand_results_lay_out_and_scroll_quickly(qtbot, make_window):
     # Only the rows on screen asked for thumbnails, not all 10,000.
     assert window.loader.pending < 200
     assert elapsed < 3.0, f"10,000 results took {elapsed:.2f} s to show"
+
+    window.size_slider.setValue(80)  # the size slider re-lays the grid out with smaller cells
+    qtbot.waitUntil(lambda: window.view.visualRect(window.model.index(0, 0)).width() < 120, timeout=5_000)
