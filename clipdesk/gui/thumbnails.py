@@ -99,6 +99,10 @@ class ThumbnailLoader(QObject):
             self.request(image_id, path)
         return None
 
+    def loaded(self, image_id: int) -> bool:
+        """Whether the thumbnail is in memory, or known to be unreadable."""
+        return image_id in self._memory or image_id in self.failed
+
     def request(self, image_id: int, path: str) -> None:
         with self._cond:
             if image_id in self._queued:
