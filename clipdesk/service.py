@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .encoder import Encoder
-from .errors import ClipdeskError
+from .errors import ClipdeskError, ModelUnavailable
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
 from .models import load_encoder
@@ -119,10 +119,14 @@ class IndexService:
         reconcile_interval: float = 600.0,
         start_watching: bool = True,
         poll_interval: float = 5.0,
+        reindex: bool = False,
     ) -> None:
+        """`reindex`: the library was made with another model; drop its vectors and
+        encode everything again with options.model (the photos stay listed)."""
         self.options = options
         self._on_event = on_event
         self._injected = encoder
+        self._reindex = reindex
         self._encoder: Encoder | None = None
         self._model_settled = threading.Event()
         self._model_error: str | None = None
@@ -451,6 +455,11 @@ class IndexService:
                 self._run(library, work)
                 with self._cv:
                     self._current = self._cancel = None
+        except ClipdeskError as exc:  # e.g. the library stayed locked by another writer
+            self._emit(ServiceEvent("error", message=str(exc)))
+        except Exception as exc:  # a bug: say so rather than vanish
+            log.exception("the indexing thread failed")
+            self._emit(ServiceEvent("error", message=f"internal error: {exc!r}"))
         finally:
             try:
                 library.store.checkpoint()
@@ -461,7 +470,7 @@ class IndexService:
     def _load_model(self, library: Library) -> Encoder | None:
         self._emit(ServiceEvent("model", state="loading"))
         try:
-            spec = library.check_model()
+            spec = library.check_model(reindex=self._reindex)
             encoder = self._injected or load_encoder(
                 spec,
                 device=self.options.device,
@@ -470,6 +479,10 @@ class IndexService:
                 progress=self._download_bar(),
             )
             current = library.store.model()
+            if self._reindex and current is not None and current.model_id != encoder.model_id:
+                # Vectors of two models never mix: the old ones go, every photo is encoded again.
+                library.store.bind_model(encoder.model_id, encoder.dim, reindex=True)
+                current = library.store.model()
             if current is not None and current.model_id != encoder.model_id:
                 raise ClipdeskError(
                     f"This library was indexed with the model '{current.model_id}', not "
@@ -546,6 +559,13 @@ class IndexService:
                 ))
             else:
                 self._index(library, self._encoder, work)
+        except ModelUnavailable as exc:
+            # Weights load at the first encode, so a broken model shows only now.
+            self._activity = True
+            self._model_error = str(exc)
+            self._encoder = None
+            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._publish()
         except ClipdeskError as exc:
             self._activity = True
             self._emit(ServiceEvent("error", folder=work.folder, message=str(exc)))

@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
+from watchutil import CountingEncoder
 
 from clipdesk.indexer import Indexer
 from clipdesk.store import Store
-
-from conftest import make_photo
-from watchutil import CountingEncoder
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import COLOUR_MODEL, make_photo
 from watchutil import CountingEncoder, tiny_image, wait_for
 from watchutil import Library as View
 
 from clipdesk import watcher as watcher_mod
-from clipdesk.errors import ClipdeskError
+from clipdesk.errors import ClipdeskError, ModelUnavailable
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.search import Query
 from clipdesk.service import IndexService, ServiceEvent
@@ -515,9 +516,47 @@ def test_periodic_reconcile_finds_what_the_watcher_missed(
     make_service: Factory, photos: Path, view: View
 ) -> None:
     # Polling once a minute: within the test only the periodic reconcile can see the change.
-    service, events = started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
-                              reconcile_interval=0.5)
+    started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
+            reconcile_interval=0.5)
     make_photo(photos / "missed.png", "purple")
     (photos / "blue1.jpg").unlink()
     wait_for(lambda: str(photos / "missed.png") in view.paths()
              and str(photos / "blue1.jpg") not in view.paths(), what="periodic reconcile")
+
+
+def test_a_model_that_fails_at_first_encode_is_reported(
+    make_service: Factory, photos: Path
+) -> None:
+    class Broken(CountingEncoder):
+        def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+            raise ModelUnavailable("Cannot load the model in /models/x: weights are corrupt")
+
+    service, events = make_service(encoder=Broken())
+    service.start()
+    service.add_folder(str(photos))
+    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
+    wait_for(lambda: [f.state for f in service.folders()] == ["error"], what="folder error state")
+    assert "corrupt" in (service.folders()[0].message or "")
+
+
+def test_importing_the_service_does_not_import_torch() -> None:
+    code = "import sys, clipdesk.service; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_reindex_with_another_model(make_service: Factory, photos: Path, db: Path, view: View) -> None:
+    class OtherModel(CountingEncoder):
+        model_id = "clipdesk-test:other"
+
+    with Library(LibraryOptions(db_path=db, model=COLOUR_MODEL)) as library:
+        library.index([str(photos)])
+    refused, events = make_service(encoder=OtherModel())
+    refused.start()
+    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="mismatch")
+    refused.stop()
+    assert view.store.model() is not None and view.store.model().model_id == COLOUR_MODEL  # type: ignore[union-attr]
+    other = OtherModel()
+    service, _ = make_service(encoder=other, reindex=True)
+    service.start()
+    wait_for(lambda: other.count == 8 and len(view.paths()) == 8, what="everything encoded again")
+    assert view.store.model().model_id == "clipdesk-test:other"  # type: ignore[union-attr]
