@@ -100,17 +100,6 @@ def warm_up(library: Library) -> None:
     search_library(library, Query(texts=("a photo",), limit=1))
 
 
-def switch_model(options: LibraryOptions) -> None:
-    """Make the library use options.model, dropping the old vectors (the service re-indexes).
-
-    Runs off the GUI thread while the service is stopped; loads the model only to learn
-    its vector size, so an unavailable model fails here, before anything is dropped.
-    """
-    with Library(options) as library:
-        encoder = library.encoder  # checks the model name and loads its description
-        library.store.bind_model(encoder.model_id, encoder.dim, reindex=True)
-
-
 def copy_image(path: str) -> QImage:
     """Decode a photo upright for the clipboard (worker thread: QImage is thread-safe)."""
     from ..imaging import open_image
@@ -203,11 +192,12 @@ class MainWindow(QMainWindow):
 
     # -- construction -------------------------------------------------------------
 
-    def _make_worker(self) -> ServiceWorker:
+    def _make_worker(self, *, reindex: bool = False) -> ServiceWorker:
         worker = ServiceWorker(
             options_for(self.base_options, self.settings),
             encoder=self._encoder,
             start_watching=self.settings.start_watching,
+            reindex=reindex,
             parent=self,
         )
         worker.service_event.connect(self._on_event)
@@ -895,33 +885,21 @@ class MainWindow(QMainWindow):
             self.show_message("Device, batch size and watching apply the next time clipdesk starts.")
 
     def _restart_service(self, *, reindex: bool) -> None:
-        """Stop the service, switch the library to the new model, start again (it re-indexes)."""
+        """Stop the service and start it on the new model; it re-encodes the library's photos."""
         old = self.worker
         self.statusBar().showMessage("Switching the model…")
 
         def stopped() -> None:
             if self._closing:
                 return
-            self.worker = self._make_worker()
+            self.worker = self._make_worker(reindex=reindex)
             self._seen_idle = False
-            self._indexing = True
             self._dirty = True
-            self.model.set_hits([])
-            if reindex:
-                options = self.worker.options
-                self.worker.run(lambda: switch_model(options), lambda _: self.start(),
-                                self._switch_failed)
-            else:
-                self.start()
+            self.start()
             old.deleteLater()
 
         old.service_event.disconnect(self._on_event)
         old.stop_later(stopped)
-
-    def _switch_failed(self, exc: BaseException) -> None:
-        self._indexing = False
-        self._failed_call("Switching the model")(exc)
-        self.start()
 
     def _show_syntax(self) -> None:
         QMessageBox.information(

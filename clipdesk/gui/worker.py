@@ -53,12 +53,15 @@ class ServiceWorker(QObject):
         *,
         encoder: Encoder | None = None,
         start_watching: bool = True,
+        reindex: bool = False,
         parent: QObject | None = None,
     ) -> None:
+        """reindex: the library was made with another model; the service re-encodes it."""
         super().__init__(parent)
         self.options = options
         self._service = IndexService(
-            options, on_event=self._on_event, encoder=encoder, start_watching=start_watching
+            options, on_event=self._on_event, encoder=encoder, start_watching=start_watching,
+            reindex=reindex,
         )
         self._control = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clipdesk-control")
         self._pending: dict[int, tuple[Call, Callback | None, Errback | None]] = {}
