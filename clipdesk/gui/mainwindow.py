@@ -10,11 +10,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
@@ -49,6 +48,7 @@ from ..paths import cache_dir
 from ..search import Hit, Query
 from ..sorting import SortReport, apply_sort, plan_sort
 from ..store import MAX_KNN
+from . import desktop
 from . import settings as settings_io
 from .backend import FolderStatus, ServiceEvent
 from .classifypanel import ClassifyPanel
@@ -775,11 +775,12 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: Sequence[str]) -> None:
         for path in paths[:20]:  # a slip of Ctrl+A must not launch a thousand viewers
-            if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+            if not desktop.open_file(path):
                 self.show_error(f"No application is set up to open {path}.")
 
     def show_in_folder(self, path: str) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+        if not desktop.show_in_folder(path):
+            self.show_error(f"Could not open a file manager for {path}.")
 
     def copy_paths(self) -> None:
         hits = self.selected_hits()

@@ -60,7 +60,9 @@ def test_query_syntax():
     assert parse_query("- not:").negatives == ()
 
 
-def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, db_path):
+def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, db_path, monkeypatch):
+    opened: list[str] = []
+    monkeypatch.setattr("clipdesk.gui.desktop.open_file", lambda path: opened.append(path) or True)
     index(db_path, photos)
     window = make_window()
     with qtbot.waitSignal(window.results_shown, timeout=10_000):
@@ -74,6 +76,8 @@ def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, 
     assert view.currentIndex().row() == 1
     second = window.model.hit(1)
     assert window.preview.fields["Name"].text() == second.path.rsplit("/", 1)[-1]
+    qtbot.keyClick(view, Qt.Key.Key_Return)  # Enter (like a double-click) opens the photo
+    assert opened == [second.path]
     qtbot.waitUntil(lambda: "pixels" in window.preview.fields["Size"].text(), timeout=10_000)
     assert window.preview.fields["Size"].text().startswith("64 × 48 pixels")
 
