@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
-from collections import Counter
 from collections.abc import Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter, QPalette
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -22,10 +20,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QPushButton,
-    QRadioButton,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -34,14 +28,14 @@ from ..classify import LabelSet
 from ..errors import ClipdeskError
 from ..imaging import supported_suffixes
 from ..presets import PRESETS, parse_labels
-from .classifymodel import ClassifyModel, ErrorRole, KeyRole, PathRole, RankedRole
+from .classifymodel import ClassifyModel
+from .classifydelegate import THUMB, ProbabilityDelegate
+from .sortdialog import SortDialog
 from .thumbnails import ThumbnailLoader
 
 TYPED = "Typed labels"
 PRESET_PREFIX = "Preset: "
 SAVED_PREFIX = "Saved: "
-BARS = 5  # labels shown per image; the tooltip has them all
-THUMB = 64
 
 
 def image_paths(urls: Sequence[str]) -> list[str]:
@@ -58,77 +52,6 @@ def image_paths(urls: Sequence[str]) -> list[str]:
         elif os.path.isfile(path):
             out.append(path)
     return list(dict.fromkeys(out))
-
-
-class ProbabilityDelegate(QStyledItemDelegate):
-    """A thumbnail, the file name, then one bar per label, best first."""
-
-    def __init__(self, loader: ThumbnailLoader, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.loader = loader
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        line = option.fontMetrics.height() + 4
-        bars = max(1, min(BARS, len(index.data(RankedRole) or [])))
-        return QSize(200, max(THUMB + 8, line * (bars + 1) + 8))  # the view gives rows its full width
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
-              index: QModelIndex | QPersistentModelIndex) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        opt.icon = opt.icon.__class__()
-        if opt.widget is not None:
-            opt.widget.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, opt.widget)
-        painter.save()
-        rect = opt.rect.adjusted(4, 4, -4, -4)
-        thumb = QRect(rect.x(), rect.y(), THUMB, THUMB)
-        pixmap = self.loader.pixmap(int(index.data(KeyRole)), str(index.data(PathRole)))
-        if pixmap is not None:
-            size = pixmap.size().scaled(thumb.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
-            target.moveCenter(thumb.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawPixmap(target, pixmap)
-        else:
-            painter.fillRect(thumb, opt.palette.color(QPalette.ColorRole.AlternateBase))
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        text = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
-        fm = opt.fontMetrics
-        line = fm.height() + 4
-        x = thumb.right() + 10
-        width = max(40, rect.right() - x)
-        painter.setPen(text)
-        bold = painter.font()
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.drawText(QRect(x, rect.y(), width, line), Qt.AlignmentFlag.AlignVCenter,
-                         fm.elidedText(str(index.data()), Qt.TextElideMode.ElideMiddle, width))
-        painter.setFont(opt.font)
-        error = index.data(ErrorRole)
-        if error:
-            painter.setPen(opt.palette.color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(QRect(x, rect.y() + line, width, line), Qt.AlignmentFlag.AlignVCenter,
-                             fm.elidedText(str(error), Qt.TextElideMode.ElideRight, width))
-        ranked = (index.data(RankedRole) or [])[:BARS]
-        longest = max((fm.horizontalAdvance(label) for label, _ in ranked), default=0)
-        label_w = min(longest + 12, width // 2)
-        pct_w = fm.horizontalAdvance("100.0%") + 8
-        bar_w = max(10, width - label_w - pct_w)
-        accent = opt.palette.color(QPalette.ColorRole.Highlight)
-        track = opt.palette.color(QPalette.ColorRole.AlternateBase)
-        for n, (label, p) in enumerate(ranked):
-            y = rect.y() + line * (n + 1)
-            painter.setPen(text)
-            painter.drawText(QRect(x, y, label_w - 6, line), Qt.AlignmentFlag.AlignVCenter,
-                             fm.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 6))
-            bar = QRect(x + label_w, y + 3, bar_w, line - 6)
-            painter.fillRect(bar, track)
-            painter.fillRect(QRect(bar.x(), bar.y(), max(1, round(bar_w * p)), bar.height()),
-                             accent if n == 0 else accent.lighter(150) if accent.lightness() < 128 else accent.darker(130))
-            painter.drawText(QRect(bar.right() + 4, y, pct_w, line),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, f"{p * 100:.1f}%")
-        painter.restore()
 
 
 class DropList(QListView):
@@ -366,28 +289,3 @@ class ClassifyPanel(QWidget):
         dialog = SortDialog(winners, destination, self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.sort_requested.emit(winners, destination, dialog.move_button.isChecked())
-
-
-class SortDialog(QDialog):
-    """Confirms a sort: how many photos go to which folder, and copy (default) or move."""
-
-    def __init__(self, winners: Sequence[tuple[str, str]], destination: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Sort into folders")
-        counts = Counter(label for _, label in winners)
-        lines = "\n".join(f"  {label}: {n} photo{'s' if n != 1 else ''}" for label, n in counts.most_common())
-        text = QLabel(
-            f"Put {len(winners)} photos into one folder per label under\n{destination}:\n\n{lines}\n\n"
-            "Existing files are never overwritten; a clash gets a new name."
-        )
-        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.copy_button = QRadioButton("Copy the photos (the originals stay where they are)")
-        self.move_button = QRadioButton("Move the photos")
-        self.copy_button.setChecked(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sort")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        for w in (text, self.copy_button, self.move_button, buttons):
-            layout.addWidget(w)

@@ -25,14 +25,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSlider,
     QStackedWidget,
@@ -54,7 +52,9 @@ from .backend import FolderStatus, ServiceEvent
 from .classifypanel import ClassifyPanel
 from .delegate import ThumbnailDelegate
 from .folderspanel import FoldersPanel
+from .notice import Notice
 from .preview import PreviewPane
+from .progress import ProgressDisplay
 from .querytext import parse_query
 from .resultsmodel import ResultsModel
 from .searchbox import SearchBox
@@ -107,31 +107,6 @@ def copy_image(path: str) -> QImage:
 
     image, _ = open_image(path)
     return _to_qimage(image)
-
-
-class Notice(QFrame):
-    """A dismissable one-line notice above the results: errors never need a modal box."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
 
 
 class MainWindow(QMainWindow):
@@ -343,21 +318,14 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("%v / %m")
-        self.progress_label = QLabel()
-        self.pause_button = QToolButton()
-        self.pause_button.setText("Pause")
-        self.pause_button.setToolTip("Pause or resume indexing")
-        self.pause_button.clicked.connect(self.toggle_pause)
+        self.indexing = ProgressDisplay()
+        self.indexing.pause_toggled.connect(self._pause_toggled)
+        # Short names for the parts (tests and the screenshot mode look at them).
+        self.progress, self.progress_label = self.indexing.bar, self.indexing.label
+        self.pause_button = self.indexing.pause_button
         self.library_label = QLabel()
-        for w in (self.progress_label, self.progress, self.pause_button):
-            bar.addPermanentWidget(w)
-            w.hide()
-        bar.addPermanentWidget(self.library_label)
+        self.statusBar().addPermanentWidget(self.indexing)
+        self.statusBar().addPermanentWidget(self.library_label)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -478,8 +446,7 @@ class MainWindow(QMainWindow):
         elif kind in ("encoded", "moved", "removed"):
             # A piece of work finished (progress is throttled, so say so); show the
             # new, moved or forgotten photos once the service is idle again.
-            if self.progress.isVisibleTo(self):
-                self.progress.setValue(self.progress.maximum())
+            self.indexing.finish()
             self._dirty = True
             self._folders_timer.start()
         elif kind == "folder":
@@ -498,12 +465,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Loading the model…")
         elif state == "downloading":
             if event.total:
-                self.progress_label.setText("Downloading the model")
-                self.progress.setRange(0, max(1, event.total))
-                self.progress.setValue(event.done)
-                self.progress.setFormat("%p%")
-                self.progress.show()
-                self.progress_label.show()
+                self.indexing.show_download(event)
             self.statusBar().showMessage(event.message or "Downloading the model (once)…")
         else:
             self._hide_progress()  # the download bar, if any; indexing progress shows it again
@@ -512,7 +474,6 @@ class MainWindow(QMainWindow):
             # Load the text side of the model now, off the GUI thread, so the first search
             # answers as fast as the rest; a moment later, so start-up itself stays quick.
             QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
-            self.progress.setFormat("%v / %m")
         elif state == "unavailable":
             self.show_error(
                 (event.message or "The model is not available.")
@@ -526,25 +487,10 @@ class MainWindow(QMainWindow):
             self.worker.call(warm_up, None, lambda exc: None)  # a real search reports problems
 
     def _show_progress(self, event: ServiceEvent) -> None:
-        total = max(event.total, event.done, 1)
-        self.progress.setRange(0, total)
-        self.progress.setValue(event.done)
-        self.progress.setFormat("%v / %m")
-        parts = [f"Indexing {os.path.basename(event.folder or '') or 'photos'}"]
-        if event.rate > 0:
-            parts.append(f"{event.rate:.1f} photos/s")
-            left = (total - event.done) / event.rate
-            if event.done < total:
-                parts.append(_duration(left) + " left")
-        if event.failed:
-            parts.append(f"{event.failed} skipped")
-        self.progress_label.setText(" · ".join(parts))
-        for w in (self.progress_label, self.progress, self.pause_button):
-            w.show()
+        self.indexing.show_indexing(event)
 
     def _hide_progress(self) -> None:
-        for w in (self.progress_label, self.progress, self.pause_button):
-            w.hide()
+        self.indexing.hide()
 
     def _update_library_label(self) -> None:
         images = sum(f.images for f in self._folders) or self._images
@@ -552,13 +498,13 @@ class MainWindow(QMainWindow):
         self.library_label.setText(f"{images:,} photos in {n} folder{'s' if n != 1 else ''}" if n else "")
 
     def toggle_pause(self) -> None:
-        if self.pause_button.text() == "Pause":
+        self.pause_button.click()
+
+    def _pause_toggled(self, pause: bool) -> None:
+        if pause:
             self.worker.pause()
-            self.pause_button.setText("Resume")
-            self.progress_label.setText("Paused")
         else:
             self.worker.resume()
-            self.pause_button.setText("Pause")
 
     def show_error(self, text: str, status: str | None = None) -> None:
         """Errors are shown, never raised: a notice above the grid and the status bar."""
@@ -921,12 +867,4 @@ class MainWindow(QMainWindow):
             f"clipdesk {__version__}\nPrivate, offline photo search with CLIP.\n"
             f"Thumbnails are cached in {cache_dir() / 'thumbnails'}.",
         )
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
