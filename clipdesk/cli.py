@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_forget)
 
+    p = sub.add_parser("gui", parents=[common], help="open the desktop app")
+    _add_gui_arguments(p)
+    p.set_defaults(handler=cmd_gui)
+
     p = sub.add_parser("watch", parents=[common], help="keep the library in step with its folders (runs until Ctrl-C)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add and watch (default: the library's folders)")
     p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
@@ -118,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_rebuild)
 
     return parser
+
+
+def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
+    from .gui.app import add_arguments  # argparse only: Qt loads when the window opens
+
+    add_arguments(p)
 
 
 def _preset_names() -> list[str]:
@@ -294,6 +304,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
             "The photos themselves were not touched."
         )
     return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import run
+
+    return run(args)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -549,6 +549,9 @@ class Store:
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
+        if self._vec_dim is None:
+            # Another connection may have indexed the first images since this one opened.
+            self._vec_dim = self._read_vec_dim()
         if self._vec_dim is None or k <= 0:
             return []
         k = min(k, MAX_KNN)

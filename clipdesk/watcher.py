@@ -341,9 +341,11 @@ class Watcher:
     # -- public -------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="clipdesk-watch", daemon=True)
-            self._thread.start()
+        # Under the lock, so a stop() from another thread never sees a thread not yet started.
+        with self._lock:
+            if self._thread is None and not self._stopping.is_set():
+                self._thread = threading.Thread(target=self._loop, name="clipdesk-watch", daemon=True)
+                self._thread.start()
 
     def stop(self) -> None:
         """Stop every observer and the settling thread, and wait for them."""
@@ -354,8 +356,10 @@ class Watcher:
             self._folders.clear()
         for folder in folders:
             self._stop_observer(folder)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def roots(self) -> list[str]:
         with self._lock:

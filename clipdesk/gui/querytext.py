@@ -1,0 +1,47 @@
+"""The search box's little syntax: words to find, `-word` or `not:word` to push down.
+
+    red car -night            find "red car", push down night photos
+    beach -"people swimming"  quotes keep a phrase together
+    dog not:grass             `not:` works like `-`
+
+Qt-free, so the syntax is tested without a window.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+_NOT_PREFIXES = ("-", "not:")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    text: str  # what to find, as one description ("" when only negatives were typed)
+    negatives: tuple[str, ...]
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:  # an unmatched quote while the user is still typing
+        return re.findall(r"\S+", text.replace('"', " ").replace("'", " "))
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Split typed text into the description to find and the terms to avoid."""
+    wanted: list[str] = []
+    negatives: list[str] = []
+    for token in _split(text):
+        lowered = token.lower()
+        for prefix in _NOT_PREFIXES:
+            if lowered.startswith(prefix) and len(token) > len(prefix):
+                term = token[len(prefix):].strip()
+                if term and term not in negatives:
+                    negatives.append(term)
+                break
+        else:
+            if token not in ("-", "not:"):
+                wanted.append(token)
+    return ParsedQuery(" ".join(wanted), tuple(negatives))

@@ -1,0 +1,80 @@
+"""The item models pass Qt's model tester; a 10,000-result grid stays quick."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from clipdesk.classify import Classification
+from clipdesk.gui.backend import FolderStatus
+from clipdesk.gui.classifymodel import ClassifyModel
+from clipdesk.gui.folderspanel import FoldersModel
+from clipdesk.gui.resultsmodel import PathRole, ResultsModel, relevance_cutoff
+from clipdesk.library import ClassifiedImage
+from clipdesk.search import Hit
+
+
+def hits(n: int) -> list[Hit]:
+    return [Hit(i, f"/photos/{i:05d}.jpg", 1.0 - i / n) for i in range(n)]
+
+
+def test_results_model(qtmodeltester):
+    model = ResultsModel()
+    model.set_hits(hits(50))
+    qtmodeltester.check(model)
+    model.set_relevance(0.5)
+    qtmodeltester.check(model)
+    assert model.rowCount() == 25 and model.total == 50
+    mime = model.mimeData([model.index(0, 0), model.index(3, 0)])
+    assert [u.toLocalFile() for u in mime.urls()] == ["/photos/00000.jpg", "/photos/00003.jpg"]
+    assert model.flags(model.index(0, 0)) & Qt.ItemFlag.ItemIsDragEnabled
+
+
+def test_relevance_cutoff_is_relative_to_the_results():
+    assert relevance_cutoff([0.2, 0.3, 0.4], 0.5) == pytest.approx(0.3)
+    assert relevance_cutoff([0.2, 0.3, 0.4], 0.0) == pytest.approx(0.2)
+    assert relevance_cutoff([], 0.9) == 0.0
+
+
+def test_classify_model(qtmodeltester):
+    model = ClassifyModel()
+    model.set_results([
+        ClassifiedImage("/a.jpg", Classification({"cat": 0.2, "dog": 0.8})),
+        ClassifiedImage("/b.jpg", None, "unreadable"),
+    ])
+    model.set_results([ClassifiedImage("/a.jpg", Classification({"cat": 0.9, "dog": 0.1}))])
+    qtmodeltester.check(model)
+    assert model.rowCount() == 2
+    assert model.index(0, 0).data(Qt.ItemDataRole.UserRole + 2)[0] == ("cat", 0.9)
+
+
+def test_folders_model(qtmodeltester):
+    model = FoldersModel()
+    model.set_folders([FolderStatus("/b", 3, "watching"), FolderStatus("/a", 0, "error", "gone")])
+    qtmodeltester.check(model)
+    assert model.index(0, 0).data() == "/a"
+    assert model.index(1, 2).data() == "watching"
+
+
+def test_ten_thousand_results_lay_out_and_scroll_quickly(qtbot, make_window):
+    window = make_window()
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    start = time.perf_counter()
+    window.model.set_hits(hits(10_000))
+    window.pages.setCurrentWidget(window.view)
+    window.view.scrollToBottom()
+    window.view.repaint()
+    window.view.scrollToTop()
+    window.view.repaint()
+    elapsed = time.perf_counter() - start
+    assert window.view.indexAt(window.view.viewport().rect().center()).data(PathRole)
+    # Only the rows on screen asked for thumbnails, not all 10,000.
+    assert window.loader.pending < 200
+    assert elapsed < 3.0, f"10,000 results took {elapsed:.2f} s to show"
+
+    window.size_slider.setValue(80)  # the size slider re-lays the grid out with smaller cells
+    qtbot.waitUntil(lambda: window.view.visualRect(window.model.index(0, 0)).width() < 120, timeout=5_000)
