@@ -119,10 +119,11 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON: a list of {path, score}")
 
 
-def _options(args: argparse.Namespace) -> Any:
+def _options(args: argparse.Namespace, *, memory_index: bool = True) -> Any:
     from .library import LibraryOptions
 
     return LibraryOptions(
+        memory_index=memory_index,
         db_path=args.db,
         model=args.model,
         device=args.device,
@@ -191,7 +192,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if query.is_empty():
         raise ClipdeskError("Nothing to search for: give some words, or --like IMAGE.")
-    with Library(_options(args), create=False) as library:
+    # One query per process: searching the database directly beats building an index.
+    with Library(_options(args, memory_index=False), create=False) as library:
         _print_hits(library.search(query), args.json)
     return 0
 
@@ -201,7 +203,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from .search import Query
 
     _require_file(args.image)
-    with Library(_options(args), create=False) as library:
+    with Library(_options(args, memory_index=False), create=False) as library:
         hits = library.search(Query(like=(args.image,), limit=args.limit, min_score=args.min_score))
         _print_hits(hits, args.json)
     return 0

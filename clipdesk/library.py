@@ -22,6 +22,7 @@ from .indexer import Indexer, IndexReport, ProgressCallback
 from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
 from .search import Hit, Query, Searcher, TextCache
 from .store import Folder, ModelInfo, Store
+from .vectorindex import VectorIndex
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class LibraryOptions:
     batch_size: int | None = None
     allow_pickle: bool = False
     workers: int | None = None
+    # Keep an in-memory search index (fast repeated searches); a one-shot command
+    # is faster without one, searching the database directly.
+    memory_index: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,15 @@ class Library:
         create: bool = True,
         encoder: Encoder | None = None,
         text_cache: TextCache | None = None,
+        vector_index: VectorIndex | None = None,
     ) -> None:
         self.options = options
         self.store = Store(options.db_path, create=create)
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self.text_cache = text_cache or TextCache()
+        # May be shared with Libraries of other threads on the same database.
+        self.vector_index = vector_index or (VectorIndex() if options.memory_index else None)
 
     def close(self) -> None:
         self.store.close()
@@ -151,7 +158,7 @@ class Library:
 
     def searcher(self) -> Searcher:
         self.check_model()
-        return Searcher(self.store, self.encoder, self.text_cache)
+        return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:
