@@ -191,8 +191,11 @@ def measure(db: Path, model: Path, size: int, queries: int) -> dict[str, Any]:
         return f"a photo of a {words[i % 10]} {words[(i // 10) % 10]} number {i}"
 
     with Load() as load:
-        with_text = [timed(lambda i=i: library.search(Query(texts=(text(i),), limit=10))) for i in range(queries)]
-        encode_only = [timed(lambda i=i: encoder.encode_texts([text(10_000 + i)])) for i in range(queries)]
+        # Interleaved, so that warm-up and machine noise fall on both alike.
+        with_text, encode_only = [], []
+        for i in range(queries):
+            with_text.append(timed(lambda i=i: library.search(Query(texts=(text(i),), limit=10))))
+            encode_only.append(timed(lambda i=i: encoder.encode_texts([text(10_000 + i)])))
         vector_only = [timed(lambda q=q: searcher.rank(q, 10)) for q in recall_queries]
         hits_before = library.text_cache.hits
         cached = [timed(lambda: library.search(Query(texts=(text(0),), limit=10))) for _ in range(queries)]

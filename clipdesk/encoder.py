@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,6 +154,8 @@ class ClipEncoder:
         self._vision: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
+        self._fast_text: Any = None
+        self._fast_text_tried = False
         self._device: str | None = None
         self._logit_scale: float | None = None
         _check_weights(folder, allow_pickle)
@@ -220,13 +223,28 @@ class ClipEncoder:
                 self._text = self._load("text")
             return self._text, self._tokenizer
 
+    def fast_text(self) -> Any:
+        """The text tower in plain torch (no transformers import), or None for unusual checkpoints."""
+        with self._lock:
+            if not self._fast_text_tried:
+                self._fast_text_tried = True
+                if os.environ.get("CLIPDESK_TEXT_TOWER", "") != "transformers":
+                    from .cliptext import ClipTextTower
+
+                    self._fast_text = ClipTextTower.load(self.folder, self.device, self._dtype())
+            return self._fast_text
+
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
         model = self.vision()
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-            batch = batch.to(self.device, dtype=self._dtype())
+            if self.device.startswith("cuda"):
+                # Page-locked memory lets the copy to the GPU run at full bus speed.
+                batch = batch.pin_memory().to(self.device, dtype=self._dtype(), non_blocking=True)
+            else:
+                batch = batch.to(self.device, dtype=self._dtype())
             out = model(pixel_values=batch).image_embeds
             return normalise(out.float().cpu().numpy())
 
@@ -235,6 +253,9 @@ class ClipEncoder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        fast = self.fast_text()
+        if fast is not None:
+            return fast.encode(texts)
         model, tokenizer = self.text()
         with torch.inference_mode():
             tokens = tokenizer(

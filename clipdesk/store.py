@@ -454,10 +454,13 @@ class Store:
         # sqlite-vec lay them out differently, the public way below still works.
         try:
             chunks = self._vector_chunks()
+            first = next(chunks, None)
         except (apsw.Error, ValueError, KeyError):
-            chunks = None
+            first = chunks = None
         if chunks is not None:
-            yield from chunks
+            if first is not None:
+                yield first
+                yield from chunks
             return
         last = -1
         while True:
@@ -500,11 +503,10 @@ class Store:
         # data_version sees other connections' commits; total_changes sees our own.
         return id(self.conn), self.data_version(), int(self.conn.total_changes())
 
-    def _vector_chunks(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """(ids, vectors) per sqlite-vec storage chunk, or None if the layout is not the known one."""
+    def _vector_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) per sqlite-vec storage chunk; ValueError if the layout is not the known one."""
         dim = self._vec_dim
         assert dim is not None
-        out = []
         with translate_errors(str(self.path)):
             chunks = {
                 int(cid): (int(size), validity, rowids)
@@ -512,21 +514,16 @@ class Store:
                     "SELECT chunk_id, size, validity, rowids FROM vectors_chunks"
                 )
             }
-            expected = self.conn.execute("SELECT count(*) FROM vectors_rowids").fetchone()[0]
-            for cid, blob in self.conn.execute("SELECT rowid, vectors FROM vectors_vector_chunks00"):
-                size, validity, rowids = chunks[int(cid)]
-                if len(blob) != size * dim * 4 or len(rowids) != size * 8:
-                    return None
-                valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-                keep = valid[:size].astype(bool)
-                if not keep.any():
-                    continue
+            rows = self.conn.execute("SELECT rowid, vectors FROM vectors_vector_chunks00")
+        for cid, blob in rows:
+            size, validity, rowids = chunks[int(cid)]
+            if len(blob) != size * dim * 4 or len(rowids) != size * 8:
+                raise ValueError("unexpected sqlite-vec chunk layout")
+            keep = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")[:size]
+            keep = keep.astype(bool)
+            if keep.any():
                 ids = np.frombuffer(rowids, dtype=np.int64)[keep]
-                vecs = np.frombuffer(blob, dtype=np.float32).reshape(size, dim)[keep]
-                out.append((ids.copy(), vecs.copy()))
-        if sum(len(ids) for ids, _ in out) != expected:
-            return None
-        return out
+                yield ids, np.frombuffer(blob, dtype=np.float32).reshape(size, dim)[keep]
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""

@@ -88,6 +88,13 @@ class _FloatFile:
             os.preadv(fd, [buffer[i * size : (i + 1) * size]], int(rows[i]) * size)
         return out
 
+    def read_block(self, start: int, count: int) -> np.ndarray:
+        """Rows start..start+count (fewer at the end), in one read."""
+        count = max(0, min(count, self.rows - start))
+        out = np.empty((count, self.dim), dtype=np.float32)
+        os.preadv(self._file.fileno(), [memoryview(out).cast("B")], start * self.row_bytes)
+        return out
+
     def close(self) -> None:
         self._file.close()
 
@@ -184,13 +191,32 @@ class VectorIndex:
             self._rows = np.concatenate([self._rows[take], self._file.append(vectors)])[order]
 
     def _rebuild(self, store: Store, ids: np.ndarray, stamps: np.ndarray) -> None:
+        """Read every vector once, streaming: a million floats never sit in memory together."""
         self.rebuilds += 1
         if self._file is not None:
             self._file.close()
         self._floats = self._bits = self._mean = self._file = None
         self._rows = np.zeros(0, dtype=np.int64)
-        chunks = list(store.iter_vectors())
-        vec_ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        id_parts: list[np.ndarray] = []
+        in_memory: list[np.ndarray] = []
+        file: _FloatFile | None = None
+        total: np.ndarray | None = None
+        count = 0
+        for chunk_ids, vecs in store.iter_vectors():
+            dim = vecs.shape[1]
+            id_parts.append(chunk_ids)
+            count += len(chunk_ids)
+            total = vecs.sum(axis=0, dtype=np.float64) + (0.0 if total is None else total)
+            if file is None and count * dim * 4 > self.exact_bytes:
+                file = _FloatFile(dim)
+                for part in in_memory:
+                    file.append(part)
+                in_memory = []
+            if file is None:
+                in_memory.append(vecs)
+            else:
+                file.append(vecs)
+        vec_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
         order = np.argsort(vec_ids, kind="stable")
         self._ids = vec_ids[order]
         # Images and vectors are written together; align the stamps with the vectors read.
@@ -198,21 +224,15 @@ class VectorIndex:
         self._stamps = (
             np.where(ids[where] == self._ids, stamps[where], -1.0) if len(ids) else np.zeros(len(self._ids))
         )
-        self._built_size = count = len(self._ids)
-        if not count:
+        self._built_size = count
+        if file is None:
+            if count:
+                self._floats = np.concatenate(in_memory)[order]
             return
-        dim = chunks[0][1].shape[1]
-        if count * dim * 4 <= self.exact_bytes:
-            self._floats = np.concatenate([c[1] for c in chunks])[order]
-            return
-        total = np.zeros(dim, dtype=np.float64)
-        for _, vecs in chunks:
-            total += vecs.sum(axis=0, dtype=np.float64)
+        assert total is not None
         self._mean = mean = (total / count).astype(np.float32)
-        self._file = _FloatFile(dim)
-        rows = np.concatenate([self._file.append(vecs) for _, vecs in chunks])
-        bits = np.concatenate([_sign_bits(vecs, mean) for _, vecs in chunks])
-        self._rows, self._bits = rows[order], bits[order]
+        bits = [_sign_bits(file.read_block(start, SCAN_BLOCK), mean) for start in range(0, count, SCAN_BLOCK)]
+        self._file, self._rows, self._bits = file, order.astype(np.int64), np.concatenate(bits)[order]
 
     # -- searching ----------------------------------------------------------
 
