@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", choices=["12mp", "640px"], default=None, help="one photo set only")
     parser.add_argument("--cli", action="store_true", help="also time one `clipdesk index` process per set")
+    parser.add_argument("--int8", action="store_true",
+                        help="also measure the opt-in 8-bit CPU mode: speed, and agreement with fp32")
     return parser
 
 
@@ -147,6 +149,32 @@ def time_naive(encoder: Any, processor: Any, folder: Path, count: int) -> float:
             pixels = processor(images=rgb, return_tensors="np")["pixel_values"]
             encoder.encode_pixels(pixels)
     return len(paths) / t.seconds
+
+
+def encode_all(encoder: Any, pixels: list[Any]) -> Any:
+    import numpy as np
+
+    size = encoder.batch_size
+    return np.concatenate([encoder.encode_pixels(np.stack(pixels[i : i + size])) for i in range(0, len(pixels), size)])
+
+
+QUERIES = ["a dog", "a cat on a sofa", "a red car", "people at the beach", "a birthday cake", "snowy mountains",
+           "a city at night", "a plate of food", "a child playing", "an old building", "flowers", "a boat",
+           "a bicycle", "a laptop on a desk", "a train station", "a horse", "a bowl of fruit", "a bus", "sunset", "a bird"]
+
+
+def int8_agreement(fp32: Any, int8: Any, pixels: list[Any]) -> dict[str, Any]:
+    """How far the 8-bit image vectors are from fp32: cosine per image, and top-10 overlap per query."""
+    import numpy as np
+
+    a, b = encode_all(fp32, pixels), encode_all(int8, pixels)
+    cos = (a * b).sum(axis=1)
+    queries = fp32.encode_texts(QUERIES)
+    k = min(10, len(pixels))
+    overlap = [len(set(np.argsort(-(a @ q))[:k]) & set(np.argsort(-(b @ q))[:k])) / k for q in queries]
+    return {"cosine_min": round(float(cos.min()), 5), "cosine_median": round(float(np.median(cos)), 5),
+            "top10_overlap_mean": round(float(np.mean(overlap)), 3), "top10_overlap_min": round(float(min(overlap)), 3),
+            "queries": len(QUERIES)}
 
 
 def time_cli(model: Path, folder: Path, db: Path, device: str) -> dict[str, float]:
@@ -237,6 +265,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "targets": TARGETS.get(name, {}),
             }
             entry["meets_targets"] = all(entry[k] >= v for k, v in entry["targets"].items())
+            if args.int8:
+                encoder8: Any = load_encoder(str(folder), device=args.device, batch_size=args.batch_size, int8=True)
+                model8, index8, model32 = [], [], []
+                for _ in range(args.repeats):
+                    model32.append(measured(lambda: time_model(encoder, pixels), tries=1, quiet_s=quiet)[0])
+                    model8.append(measured(lambda: time_model(encoder8, pixels), tries=1, quiet_s=quiet)[0])
+                    index8.append(measured(lambda: time_index(encoder8, photos, work / f"{name}-8.db", args.workers)[0],
+                                           tries=1, quiet_s=quiet)[0])
+                entry["int8"] = {
+                    "median_images_per_s": {"index": round(median(index8), 2), "model": round(median(model8), 2)},
+                    "model_speedup_vs_fp32": round(median([e / f for e, f in zip(model8, model32)]), 2),
+                    "index_speedup_vs_fp32_index": round(median(index8) / median(runs["index"]), 2),
+                    "agreement": int8_agreement(encoder, encoder8, pixels),
+                }
             if args.cli:
                 entry["cli"] = time_cli(folder, photos, work / f"{name}-cli.db", args.device)
             result["sets"][name] = entry
@@ -271,6 +313,8 @@ def text_report(result: dict[str, Any]) -> str:
             lines.append(f"  {key:12s} {entry[key]:6.3f}{goal}")
         if "cli" in entry:
             lines.append(f"  clipdesk index process: {entry['cli']}")
+        if "int8" in entry:
+            lines.append(f"  opt-in int8: {entry['int8']}")
     lines.append(f"peak RSS of this benchmark process: {result['peak_rss_mb']} MB")
     return "\n".join(lines)
 

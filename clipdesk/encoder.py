@@ -138,8 +138,12 @@ class ClipEncoder:
         device: str = "auto",
         batch_size: int | None = None,
         allow_pickle: bool = False,
+        int8: bool = False,
     ) -> None:
         self.folder = folder
+        # Opt-in: 8-bit weights for the image tower's linear layers on the CPU (several
+        # times faster where the CPU has VNNI; vectors differ slightly from fp32).
+        self.int8 = int8
         self.model_id = model_id
         self._device_request = device
         self._allow_pickle = allow_pickle
@@ -206,7 +210,10 @@ class ClipEncoder:
     def vision(self) -> Any:
         with self._lock:
             if self._vision is None:
-                self._vision = self._load("vision")
+                model = self._load("vision")
+                if self.int8 and self.device == "cpu":
+                    model = _quantize_int8(model)
+                self._vision = model
             return self._vision
 
     def text(self) -> tuple[Any, Any]:
@@ -269,6 +276,21 @@ class ClipEncoder:
         if self._logit_scale is None:
             self._logit_scale = _read_logit_scale(self.folder) or math.exp(self._init_logit_scale)
         return self._logit_scale
+
+
+def _quantize_int8(model: Any) -> Any:
+    """Dynamic 8-bit quantisation of the linear layers (weights int8, activations per batch)."""
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            # torch marks its quantised tensors deprecated; they still work, and this is opt-in.
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    except (AttributeError, RuntimeError) as exc:
+        raise ModelUnavailable(f"--int8 is not available with this build of torch: {_first_line(exc)}") from None
 
 
 def _quiet_transformers() -> None:
