@@ -21,5 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The three benchmarks with their default sizes (see benchmarks/README.md); several minutes.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_index.py
+	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_startup.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

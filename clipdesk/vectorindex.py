@@ -174,15 +174,14 @@ class VectorIndex:
         ):
             self._rebuild(store, ids, stamps)
             return
+        # An image without a vector (a damaged library) is simply not searchable.
         found, vectors = store.vectors(fresh)
-        if len(found) != len(fresh):  # an image without a vector: read everything again
-            self._rebuild(store, ids, stamps)
-            return
+        fresh_stamps = stamps[~kept][np.isin(fresh, found)]
         take = pos[kept]
         new_ids = np.concatenate([old_ids[take], found])
         order = np.argsort(new_ids, kind="stable")
         self._ids = new_ids[order]
-        self._stamps = np.concatenate([old_stamps[take], stamps[~kept]])[order]
+        self._stamps = np.concatenate([old_stamps[take], fresh_stamps])[order]
         if self._floats is not None:
             self._floats = np.concatenate([self._floats[take], vectors])[order]
         else:
