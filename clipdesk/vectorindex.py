@@ -23,7 +23,6 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +33,7 @@ EXACT_BYTES = 64 << 20
 # Rows per block in the Hamming scan: bounds the temporaries (and stays in cache).
 SCAN_BLOCK = 1 << 16
 # Candidates re-ranked exactly after the Hamming scan: at least, and per result wanted.
-CANDIDATES = (8192, 4)
+CANDIDATES = (8192, 2)
 # ... and at least this share of the library (sign bits blur more as libraries grow).
 CANDIDATE_SHARE = 20
 # Re-read everything (~1 µs per vector) rather than look up the changed ones
@@ -253,7 +252,11 @@ class VectorIndex:
             else:
                 candidates = self._hamming_candidates(query, want)
                 assert self._file is not None
-                scores = self._file.read(self._rows[candidates]) @ query
+                rows = self._rows[candidates]
+                # In blocks, so that even a huge k never holds many float vectors at once.
+                scores = np.concatenate(
+                    [self._file.read(rows[i : i + SCAN_BLOCK // 4]) @ query for i in range(0, len(rows), SCAN_BLOCK // 4)]
+                )
                 top = _top(scores, want)
                 ids = self._ids[candidates[top]]
             pairs = [(int(i), float(s)) for i, s in zip(ids, scores[top])]

@@ -61,7 +61,7 @@ def test_same_top_10_as_exact_search(store: Store, exact_bytes: int) -> None:
 
 def test_binary_prefilter_keeps_the_nearest(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # Few candidates out of many: the exact match (Hamming distance 0) must survive the prefilter.
-    monkeypatch.setattr(vectorindex, "CANDIDATES", (32, 2))
+    monkeypatch.setattr(vectorindex, "CANDIDATES", (32, 1))
     monkeypatch.setattr(vectorindex, "CANDIDATE_SHARE", 10**9)
     rng = np.random.default_rng(2)
     vectors = unit(rng.standard_normal((2000, DIM)))
