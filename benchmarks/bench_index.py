@@ -6,7 +6,8 @@ measures, one after the other so that machine noise hits all three alike:
 
 - index:  `Library.index` (the code path of `clipdesk index`) into a fresh library;
 - model:  the vision model alone on already preprocessed tensors, same batch size;
-- naive:  full decode (no draft mode) → preprocess → encode, one image at a time.
+- naive:  full decode (no draft mode) → transformers' CLIPImageProcessor → encode,
+          one image at a time (the loop of a model card's example).
 
 and prints images/s with the ratios index/model and index/naive (medians over
 repeats). `--cli` also times one `clipdesk index` process end to end.

@@ -246,7 +246,7 @@ class VectorIndex:
             if k <= 0 or not len(self._ids):
                 return []
             if self._floats is not None:
-                scores = self._floats @ query
+                scores = _dot(self._floats, query)
                 top = _top(scores, want)
                 ids = self._ids[top]
             else:
@@ -255,7 +255,8 @@ class VectorIndex:
                 rows = self._rows[candidates]
                 # In blocks, so that even a huge k never holds many float vectors at once.
                 scores = np.concatenate(
-                    [self._file.read(rows[i : i + SCAN_BLOCK // 4]) @ query for i in range(0, len(rows), SCAN_BLOCK // 4)]
+                    [_dot(self._file.read(rows[i : i + SCAN_BLOCK // 4]), query)
+                     for i in range(0, len(rows), SCAN_BLOCK // 4)]
                 )
                 top = _top(scores, want)
                 ids = self._ids[candidates[top]]
@@ -275,6 +276,12 @@ class VectorIndex:
         if keep >= count:
             return np.arange(count)
         return np.argpartition(distance, keep - 1)[:keep]
+
+
+def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector without BLAS: OpenBLAS's threads keep spinning after a call and
+    then slow torch's threads (the text model's) by half; numpy's own loop is as fast here."""
+    return np.einsum("ij,j->i", matrix, vector)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
