@@ -36,6 +36,8 @@ SCAN_BLOCK = 1 << 16
 CANDIDATES = (8192, 2)
 # ... and at least this share of the library (sign bits blur more as libraries grow).
 CANDIDATE_SHARE = 20
+# Rows per step when computing sign bits (its float temporaries are ~4 KB per row).
+BUILD_BLOCK = 8192
 # Re-read everything (~1 µs per vector) rather than look up the changed ones
 # (~1 ms each in sqlite-vec) when more than one in this many changed.
 REBUILD_RATIO = 1000
@@ -229,8 +231,9 @@ class VectorIndex:
             return
         assert total is not None
         self._mean = mean = (total / count).astype(np.float32)
-        bits = [_sign_bits(file.read_block(start, SCAN_BLOCK), mean) for start in range(0, count, SCAN_BLOCK)]
+        bits = [_sign_bits(file.read_block(start, BUILD_BLOCK), mean) for start in range(0, count, BUILD_BLOCK)]
         self._file, self._rows, self._bits = file, order.astype(np.int64), np.concatenate(bits)[order]
+        _return_free_memory()
 
     # -- searching ----------------------------------------------------------
 
@@ -276,6 +279,16 @@ class VectorIndex:
         if keep >= count:
             return np.arange(count)
         return np.argpartition(distance, keep - 1)[:keep]
+
+
+def _return_free_memory() -> None:
+    """Give freed heap memory back to the OS after a build (glibc keeps it otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
