@@ -71,9 +71,12 @@ class Library:
         self._encoder_lock = threading.Lock()
         self.text_cache = text_cache or TextCache()
         # May be shared with Libraries of other threads on the same database.
+        self._owns_index = vector_index is None
         self.vector_index = vector_index or (VectorIndex() if options.memory_index else None)
 
     def close(self) -> None:
+        if self._owns_index and self.vector_index is not None:
+            self.vector_index.close()  # its temporary file
         self.store.close()
 
     def __enter__(self) -> Library:

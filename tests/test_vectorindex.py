@@ -129,3 +129,24 @@ def test_more_results_than_sqlite_vec_allows(store: Store) -> None:
 
 def test_empty_library(store: Store) -> None:
     assert VectorIndex().search(store, unit(np.ones(DIM)), 10) == []
+
+
+def test_library_search_same_with_and_without_index(photos: Path, db_path: Path) -> None:
+    from clipdesk.library import Library, LibraryOptions
+    from clipdesk.search import Query
+
+    from clipdesk.testing.colours import ColourEncoder
+
+    with Library(LibraryOptions(db_path=db_path, model=ColourEncoder.model_id)) as library:
+        library.index([str(photos)])
+        with_index = library.search(Query(texts=("red",), negatives=("blue",), limit=8))
+        assert library.vector_index is not None and len(library.vector_index) == 8
+    options = LibraryOptions(db_path=db_path, model=ColourEncoder.model_id, memory_index=False)
+    with Library(options) as library:
+        without = library.search(Query(texts=("red",), negatives=("blue",), limit=8))
+        assert library.vector_index is None
+    # Equal photos score equally; either may come first.
+    assert sorted((round(h.score, 4), h.path) for h in with_index) == sorted(
+        (round(h.score, 4), h.path) for h in without
+    )
+    assert "red" in with_index[0].path
