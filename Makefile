@@ -29,5 +29,11 @@ lint: $(STAMP)
 kill-test: $(STAMP)
 	CLIPDESK_KILL_ROUNDS=$${CLIPDESK_KILL_ROUNDS:-20} QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/reliability/test_kill.py
 
+# The three benchmarks with their default sizes (see benchmarks/README.md); several minutes.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_index.py
+	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_startup.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

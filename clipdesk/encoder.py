@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,8 +152,12 @@ class ClipEncoder:
         device: str = "auto",
         batch_size: int | None = None,
         allow_pickle: bool = False,
+        int8: bool = False,
     ) -> None:
         self.folder = folder
+        # Opt-in: 8-bit weights for the image tower's linear layers on the CPU (several
+        # times faster where the CPU has VNNI; vectors differ slightly from fp32).
+        self.int8 = int8
         self.model_id = model_id
         self._device_request = device
         self._allow_pickle = allow_pickle
@@ -167,6 +172,8 @@ class ClipEncoder:
         self._vision: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
+        self._fast_text: Any = None
+        self._fast_text_tried = False
         self._device: str | None = None
         self._logit_scale: float | None = None
         _check_weights(folder, allow_pickle)
@@ -217,7 +224,10 @@ class ClipEncoder:
     def vision(self) -> Any:
         with self._lock:
             if self._vision is None:
-                self._vision = self._load("vision")
+                model = self._load("vision")
+                if self.int8 and self.device == "cpu":
+                    model = _quantize_int8(model)
+                self._vision = model
             return self._vision
 
     def text(self) -> tuple[Any, Any]:
@@ -241,13 +251,28 @@ class ClipEncoder:
                 self._text = self._load("text")
             return self._text, self._tokenizer
 
+    def fast_text(self) -> Any:
+        """The text tower in plain torch (no transformers import), or None for unusual checkpoints."""
+        with self._lock:
+            if not self._fast_text_tried:
+                self._fast_text_tried = True
+                if os.environ.get("CLIPDESK_TEXT_TOWER", "") != "transformers":
+                    from .cliptext import ClipTextTower
+
+                    self._fast_text = ClipTextTower.load(self.folder, self.device, self._dtype())
+            return self._fast_text
+
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
         model = self.vision()
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-            batch = batch.to(self.device, dtype=self._dtype())
+            if self.device.startswith("cuda"):
+                # Page-locked memory lets the copy to the GPU run at full bus speed.
+                batch = batch.pin_memory().to(self.device, dtype=self._dtype(), non_blocking=True)
+            else:
+                batch = batch.to(self.device, dtype=self._dtype())
             out = model(pixel_values=batch).image_embeds
             return normalise(out.float().cpu().numpy())
 
@@ -256,6 +281,9 @@ class ClipEncoder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        fast = self.fast_text()
+        if fast is not None:
+            return fast.encode(texts)
         model, tokenizer = self.text()
         with torch.inference_mode():
             tokens = tokenizer(
@@ -277,6 +305,21 @@ try:  # what safetensors raises for a damaged file (it is not an OSError)
     from safetensors import SafetensorError as _SafetensorError
 except ImportError:  # pragma: no cover - older safetensors
     _SafetensorError = OSError  # type: ignore[misc,assignment]
+
+
+def _quantize_int8(model: Any) -> Any:
+    """Dynamic 8-bit quantisation of the linear layers (weights int8, activations per batch)."""
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            # torch marks its quantised tensors deprecated; they still work, and this is opt-in.
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    except (AttributeError, RuntimeError) as exc:
+        raise ModelUnavailable(f"--int8 is not available with this build of torch: {_first_line(exc)}") from None
 
 
 def _quiet_transformers() -> None:

@@ -29,6 +29,11 @@ from .store import ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
+# On the CPU, decode threads run below the model's threads: the model's threads
+# wait for each other at every layer, so preempting one for a decode stalls both;
+# decoding then fills the gaps. It also keeps background indexing from making the
+# desktop sluggish. (Only raises niceness, which needs no privileges.)
+DECODE_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,22 @@ def hash_path(path: str) -> str:
     return digest.hexdigest()
 
 
-def default_workers() -> int:
+def default_workers(device: str = "cpu") -> int:
+    """Decode threads: on a GPU decoding is the bottleneck, so use every core."""
+    cores = os.cpu_count() or 2
+    if device != "cpu":
+        return max(2, min(16, cores))
     # Decoding shares the CPU with the model: on small machines more decoders
     # only steal time from it.
-    return max(2, min(8, (os.cpu_count() or 2)))
+    return max(2, min(8, cores))
+
+
+def _lower_priority() -> None:
+    """Run this decode thread below the model's threads (Linux: niceness is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
+    except (AttributeError, OSError):
+        pass
 
 
 class Indexer:
@@ -139,7 +156,7 @@ class Indexer:
     ) -> None:
         self.store = store
         self.encoder = encoder
-        self.workers = workers or default_workers()
+        self.workers = workers or default_workers(getattr(encoder, "device", "cpu"))
         self.progress = progress
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
@@ -270,7 +287,12 @@ class Indexer:
         lookahead = max(2 * batch_size, 4 * self.workers)
         self._emit("indexing", 0, total, None, report, start)
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="clipdesk-decode") as pool:
+        on_cpu = getattr(self.encoder, "device", "cpu") == "cpu"
+        with ThreadPoolExecutor(
+            self.workers,
+            thread_name_prefix="clipdesk-decode",
+            initializer=_lower_priority if on_cpu else None,
+        ) as pool:
             queue: deque[Future[Prepared]] = deque()
             todo = iter(jobs)
 

@@ -23,6 +23,7 @@ from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
 from .paths import display
 from .search import Hit, Query, Searcher, TextCache
 from .store import Folder, ModelInfo, Store
+from .vectorindex import VectorIndex
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class LibraryOptions:
     batch_size: int | None = None
     allow_pickle: bool = False
     workers: int | None = None
+    # Keep an in-memory search index (fast repeated searches); a one-shot command
+    # is faster without one, searching the database directly.
+    memory_index: bool = True
+    int8: bool = False  # opt-in faster CPU image encoding (see ClipEncoder.int8)
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,20 @@ class Library:
         create: bool = True,
         encoder: Encoder | None = None,
         text_cache: TextCache | None = None,
+        vector_index: VectorIndex | None = None,
     ) -> None:
         self.options = options
         self.store = Store(options.db_path, create=create)
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self.text_cache = text_cache or TextCache()
+        # May be shared with Libraries of other threads on the same database.
+        self._owns_index = vector_index is None
+        self.vector_index = vector_index or (VectorIndex() if options.memory_index else None)
 
     def close(self) -> None:
+        if self._owns_index and self.vector_index is not None:
+            self.vector_index.close()  # its temporary file
         self.store.close()
 
     def __enter__(self) -> Library:
@@ -119,6 +130,7 @@ class Library:
                     device=self.options.device,
                     batch_size=self.options.batch_size,
                     allow_pickle=self.options.allow_pickle,
+                    int8=self.options.int8,
                 )
             return self._encoder
 
@@ -162,7 +174,7 @@ class Library:
 
     def searcher(self) -> Searcher:
         self.check_model()
-        return Searcher(self.store, self.encoder, self.text_cache)
+        return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:

@@ -112,6 +112,7 @@ def load_encoder(
     batch_size: int | None = None,
     allow_pickle: bool = False,
     progress: Any = None,
+    int8: bool = False,
 ) -> Encoder:
     """An encoder for a model id or folder; weights load lazily on first encode."""
     parsed = parse(spec) if isinstance(spec, str) else spec
@@ -121,5 +122,6 @@ def load_encoder(
         return test_encoder(parsed.model_id)
     folder = parsed.folder or fetch(parsed.model_id, allow_pickle=allow_pickle, progress=progress)
     return ClipEncoder(
-        folder, parsed.model_id, device=device, batch_size=batch_size, allow_pickle=allow_pickle
+        folder, parsed.model_id, device=device, batch_size=batch_size, allow_pickle=allow_pickle,
+        int8=int8,
     )

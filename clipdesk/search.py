@@ -20,7 +20,8 @@ from .encoder import Encoder, encode_images, normalise
 from .errors import ClipdeskError, ImageUnreadable
 from .imaging import open_image
 from .paths import display
-from .store import Store
+from .store import MAX_KNN, Store
+from .vectorindex import VectorIndex
 
 NEGATIVE_WEIGHT = 0.5
 TEXT_CACHE_SIZE = 512
@@ -76,12 +77,25 @@ class TextCache:
 
 
 class Searcher:
-    """Runs queries against one Store with one encoder (the model must match the library)."""
+    """Runs queries against one Store with one encoder (the model must match the library).
 
-    def __init__(self, store: Store, encoder: Encoder, text_cache: TextCache | None = None) -> None:
+    With an in-memory `VectorIndex` (long-lived processes: the GUI, a service),
+    ranking takes milliseconds even at a million images; without one (a one-shot
+    command), sqlite-vec searches the database directly, which costs nothing to
+    set up. More results than sqlite-vec allows in one query need the index.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        text_cache: TextCache | None = None,
+        index: VectorIndex | None = None,
+    ) -> None:
         self.store = store
         self.encoder = encoder
         self.text_cache = text_cache or TextCache()
+        self.index = index
 
     def image_vector(self, path: str) -> tuple[np.ndarray, int | None]:
         """The vector of an example image: from the library if indexed, else encoded now."""
@@ -127,9 +141,19 @@ class Searcher:
     def search(self, query: Query) -> list[Hit]:
         """Best matches first, at most query.limit, none below query.min_score."""
         vector, exclude = self.query_vector(query)
-        pairs = self.store.knn(vector, query.limit + len(exclude))
-        pairs = [(i, s) for i, s in pairs if i not in exclude][: query.limit]
+        pairs = self.rank(vector, query.limit, exclude)
         if query.min_score is not None:
             pairs = [(i, s) for i, s in pairs if s >= query.min_score]
         records = self.store.images(i for i, _ in pairs)
         return [Hit(i, records[i].path, s) for i, s in pairs if i in records]
+
+    def rank(
+        self, vector: np.ndarray, limit: int, exclude: set[int] | frozenset[int] = frozenset()
+    ) -> list[tuple[int, float]]:
+        """The `limit` images nearest a query vector: (image id, cosine similarity), best first."""
+        if self.index is None and limit + len(exclude) > MAX_KNN:
+            self.index = VectorIndex()
+        if self.index is not None:
+            return self.index.search(self.store, vector, limit, exclude)
+        pairs = self.store.knn(vector, limit + len(exclude))
+        return [(i, s) for i, s in pairs if i not in exclude][:limit]

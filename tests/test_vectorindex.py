@@ -1,0 +1,153 @@
+"""The in-memory search index: same answers as exact search, and it follows the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipdesk import vectorindex
+from clipdesk.search import Searcher
+from clipdesk.store import MAX_KNN, NewImage, Store
+from clipdesk.testing.colours import ColourEncoder
+from clipdesk.vectorindex import VectorIndex
+
+DIM = 16
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def fill(store: Store, vectors: np.ndarray, start: int = 0) -> list[int]:
+    folder = store.add_folder("/photos")
+    ids = []
+    with store.write():
+        for i, v in enumerate(vectors, start):
+            image = NewImage(folder.id, f"/photos/{i}.jpg", 1, 1, f"h{i}", 1, 1, None)
+            ids.append(store.insert_image(image, v))
+    return ids
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "lib.db")
+    s.bind_model("test", DIM)
+    yield s
+    s.close()
+
+
+def exact(store: Store, query: np.ndarray, k: int) -> list[int]:
+    ids, vecs = zip(*store.iter_vectors())
+    all_ids, all_vecs = np.concatenate(ids), np.concatenate(vecs)
+    return [int(all_ids[i]) for i in np.argsort(-(all_vecs @ query), kind="stable")[:k]]
+
+
+@pytest.mark.parametrize("exact_bytes", [vectorindex.EXACT_BYTES, 0], ids=["floats", "binary"])
+def test_same_top_10_as_exact_search(store: Store, exact_bytes: int) -> None:
+    rng = np.random.default_rng(1)
+    fill(store, unit(rng.standard_normal((500, DIM))))
+    index = VectorIndex(exact_bytes=exact_bytes)
+    for query in unit(rng.standard_normal((10, DIM))):
+        hits = index.search(store, query, 10)
+        assert [i for i, _ in hits] == exact(store, query, 10)
+        for image_id, score in hits:
+            vector = store.vector(image_id)
+            assert vector is not None
+            assert score == pytest.approx(float(vector @ query), abs=1e-5)
+    assert index.exact == (exact_bytes > 0)
+
+
+def test_binary_prefilter_keeps_the_nearest(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Few candidates out of many: the exact match (Hamming distance 0) must survive the prefilter.
+    monkeypatch.setattr(vectorindex, "CANDIDATES", (32, 1))
+    monkeypatch.setattr(vectorindex, "CANDIDATE_SHARE", 10**9)
+    rng = np.random.default_rng(2)
+    vectors = unit(rng.standard_normal((2000, DIM)))
+    ids = fill(store, vectors)
+    index = VectorIndex(exact_bytes=0)
+    for row in (0, 777, 1999):
+        assert index.search(store, vectors[row], 1)[0][0] == ids[row]
+
+
+@pytest.mark.parametrize("exact_bytes", [vectorindex.EXACT_BYTES, 0], ids=["floats", "binary"])
+def test_follows_inserts_replacements_and_deletions(store: Store, exact_bytes: int) -> None:
+    rng = np.random.default_rng(3)
+    ids = fill(store, unit(rng.standard_normal((50, DIM))))
+    index = VectorIndex(exact_bytes=exact_bytes)
+    target = unit(rng.standard_normal(DIM))
+    assert index.search(store, target, 1)[0][1] < 0.999
+
+    (new_id,) = fill(store, target[None], start=100)
+    assert index.search(store, target, 1)[0] == (new_id, pytest.approx(1.0, abs=1e-5))
+
+    with store.write():
+        store.delete_images([new_id])
+    assert new_id not in [i for i, _ in index.search(store, target, 60)]
+
+    other = unit(rng.standard_normal(DIM))
+    record = store.image(ids[5])
+    assert record is not None
+    with store.write():
+        image = NewImage(record.folder_id, record.path, 2, 2, "changed", 1, 1, None)
+        store.replace_image(ids[5], image, other)
+    assert index.search(store, other, 1)[0] == (ids[5], pytest.approx(1.0, abs=1e-5))
+    assert len(index) == 50
+
+
+def test_sees_commits_of_other_connections(store: Store, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    fill(store, unit(rng.standard_normal((20, DIM))))
+    index = VectorIndex()
+    target = unit(rng.standard_normal(DIM))
+    index.search(store, target, 5)
+    with Store(tmp_path / "lib.db") as writer:
+        (new_id,) = fill(writer, target[None], start=100)
+    assert index.search(store, target, 1)[0][0] == new_id
+
+
+def test_unchanged_library_is_not_read_again(store: Store) -> None:
+    fill(store, unit(np.random.default_rng(5).standard_normal((30, DIM))))
+    index = VectorIndex()
+    query = unit(np.ones(DIM))
+    index.search(store, query, 5)
+    index.search(store, query, 5)
+    assert index.rebuilds == 1
+
+
+def test_more_results_than_sqlite_vec_allows(store: Store) -> None:
+    rng = np.random.default_rng(6)
+    fill(store, unit(rng.standard_normal((MAX_KNN + 500, DIM))))
+    encoder = ColourEncoder()
+    searcher = Searcher(store, encoder)
+    pairs = searcher.rank(unit(rng.standard_normal(DIM)), MAX_KNN + 100)
+    assert len(pairs) == MAX_KNN + 100
+    scores = [s for _, s in pairs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_empty_library(store: Store) -> None:
+    assert VectorIndex().search(store, unit(np.ones(DIM)), 10) == []
+
+
+def test_library_search_same_with_and_without_index(photos: Path, db_path: Path) -> None:
+    from clipdesk.library import Library, LibraryOptions
+    from clipdesk.search import Query
+
+    from clipdesk.testing.colours import ColourEncoder
+
+    with Library(LibraryOptions(db_path=db_path, model=ColourEncoder.model_id)) as library:
+        library.index([str(photos)])
+        with_index = library.search(Query(texts=("red",), negatives=("blue",), limit=8))
+        assert library.vector_index is not None and len(library.vector_index) == 8
+    options = LibraryOptions(db_path=db_path, model=ColourEncoder.model_id, memory_index=False)
+    with Library(options) as library:
+        without = library.search(Query(texts=("red",), negatives=("blue",), limit=8))
+        assert library.vector_index is None
+    # Equal photos score equally; either may come first.
+    assert sorted((round(h.score, 4), h.path) for h in with_index) == sorted(
+        (round(h.score, 4), h.path) for h in without
+    )
+    assert "red" in with_index[0].path
