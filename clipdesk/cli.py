@@ -30,7 +30,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     # parser sets defaults, so a value given after the command wins.
     kw: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     parser.add_argument(
-        "--db", type=Path, metavar="PATH", help="library database (default: %(default)s)",
+        "--db", type=Path, metavar="PATH", help=f"library database (default: {default_db_path()})",
         **({"default": default_db_path()} if defaults else kw),
     )
     parser.add_argument(

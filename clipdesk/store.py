@@ -323,6 +323,12 @@ class Store:
         model_id, dim = self.meta("model_id"), self.meta("model_dim")
         return ModelInfo(model_id, int(dim)) if model_id and dim else None
 
+    def vec_dim(self) -> int | None:
+        """The vector size now: another connection may have indexed the first images,
+        or re-indexed with another model, since this one opened."""
+        self._vec_dim = self._read_vec_dim()
+        return self._vec_dim
+
     def _read_vec_dim(self) -> int | None:
         info = self.model()
         return info.dim if info else None
@@ -533,7 +539,7 @@ class Store:
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (ids, vectors) in chunks, for building an in-memory index."""
-        if self._vec_dim is None:
+        if self.vec_dim() is None:
             return
         # Reading sqlite-vec's chunk tables directly is ~25x faster than its
         # row-by-row scan (0.1 s against 2.3 s for 100k vectors); should a future
@@ -564,6 +570,7 @@ class Store:
 
     def vectors(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """The vectors of many images, by point lookups: (ids found, vectors), in the order asked."""
+        dim = self.vec_dim() or 0
         found: list[int] = []
         blobs: list[bytes] = []
         with translate_errors(str(self.path)):
@@ -574,7 +581,7 @@ class Store:
                 if row is not None:
                     found.append(int(image_id))
                     blobs.append(row[0])
-        vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), self._vec_dim or 0)
+        vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
         return np.asarray(found, dtype=np.int64), vecs
 
     def vector_stamps(self) -> tuple[np.ndarray, np.ndarray]:
@@ -615,10 +622,7 @@ class Store:
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
-        if self._vec_dim is None:
-            # Another connection may have indexed the first images since this one opened.
-            self._vec_dim = self._read_vec_dim()
-        if self._vec_dim is None or k <= 0:
+        if self.vec_dim() is None or k <= 0:
             return []
         k = min(k, MAX_KNN)
         rows = self._query(
@@ -640,7 +644,7 @@ class Store:
             problems = [r[0] for r in self._query("PRAGMA quick_check") if r[0] != "ok"]
             if problems:
                 return "; ".join(problems[:5])
-            if self._vec_dim is None:
+            if self.vec_dim() is None:
                 return "ok"
             orphans = self._query(
                 "SELECT count(*) FROM vectors WHERE image_id NOT IN (SELECT id FROM images)"

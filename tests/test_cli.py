@@ -143,3 +143,9 @@ def test_new_photo_after_first_index(cli: CliRunner, photos: Path) -> None:
     report = run_json(cli, "index")
     assert report["indexed"] == 1 and report["unchanged"] == 8  # type: ignore[index]
     assert names(run_json(cli, "search", "purple", "-n", "1")) == ["purple"]
+
+
+def test_every_command_has_help(cli: CliRunner) -> None:
+    for command in ("index", "search", "similar", "classify", "status", "forget", "rebuild", "watch", "gui"):
+        result = cli(command, "--help")
+        assert "--db" in result.stdout, command

@@ -22,6 +22,9 @@ def test_new_library_is_private(db_path: Path) -> None:
 def test_a_different_model_is_refused_unless_reindexing(db_path: Path) -> None:
     with Store(db_path) as store:
         store.bind_model("model-a", 4)
+        folder = store.add_folder("/p")
+        with store.write():
+            store.insert_image(NewImage(folder.id, "/p/a.jpg", 1, 1, "h", 1, 1, None), np.ones(4))
         with pytest.raises(ModelMismatch, match="model-a"):
             store.bind_model("model-b", 8)
         store.bind_model("model-b", 8, reindex=True)
