@@ -319,3 +319,15 @@ def kill_loop(
             log.close()
         stats.rounds += 1
     return stats
+
+
+def run_clipdesk(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    """`clipdesk ARGS...` in a new process with this environment; output captured as text."""
+    return subprocess.run(
+        clipdesk_argv(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,  # type: ignore[call-overload]
+    )

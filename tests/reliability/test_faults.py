@@ -22,6 +22,7 @@ from clipdesk import cli
 from clipdesk.testing.colours import PALETTE
 
 from .helpers import (
+    run_clipdesk,
     COLOUR_MODEL,
     assert_clean_error,
     check_library_matches,
@@ -42,15 +43,7 @@ def _photos(root: Path, count: int, rng: random.Random, prefix: str = "p") -> li
     return out
 
 
-def _run(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        clipdesk_argv(*args),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,  # type: ignore[call-overload]
-    )
+_run = run_clipdesk
 
 
 # -- a full disk ------------------------------------------------------------------------

@@ -14,18 +14,10 @@ from PIL import Image
 
 from clipdesk.paths import make_private_dir
 
-from .helpers import COLOUR_MODEL, clipdesk_argv, clipdesk_env, jpeg_bytes, snapshot
+from .helpers import run_clipdesk, COLOUR_MODEL, clipdesk_env, jpeg_bytes, snapshot
 
 
-def _run(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        clipdesk_argv(*args),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,  # type: ignore[call-overload]
-    )
+_run = run_clipdesk
 
 
 def test_photos_are_never_written_moved_or_deleted(photos: Path, tmp_path: Path) -> None:
