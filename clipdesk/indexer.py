@@ -185,6 +185,18 @@ class Indexer:
             known = {
                 p: s for p, s in self.store.image_states(folder.id).items() if _is_within(p, root)
             }
+            if known and _is_empty_dir(root):
+                # An unmounted drive or share leaves its mount point behind, empty: that
+                # must not cost the index. (A folder the user emptied still has its
+                # photos dropped when the watcher sees them go, or by `forget`.)
+                report.failed.append(
+                    Failure(
+                        root,
+                        f"folder is empty (an unmounted drive or share?); its {len(known)} photos "
+                        "were kept. `clipdesk forget` drops them.",
+                    )
+                )
+                continue
             for stat in scan(root, on_error=lambda p, e: report.failed.append(Failure(p, e))):
                 state = known.pop(stat.path, None)
                 if state is not None and state.size == stat.size and state.mtime_ns == stat.mtime_ns:
@@ -508,6 +520,14 @@ class Indexer:
                     time.monotonic() - start,
                 )
             )
+
+
+def _is_empty_dir(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def _new_image(item: Prepared, info: ImageInfo) -> NewImage:

@@ -192,3 +192,16 @@ def test_cancel_stops_and_keeps_what_is_done(library: Library, tmp_path: Path) -
     kept = library.store.count_images()
     assert library.index([str(root)]).indexed == 40 - kept
     assert library.store.count_images() == 40
+
+
+def test_empty_mount_point_keeps_its_images(library: Library, photos: Path) -> None:
+    """An unmounted share leaves an empty folder behind; its photos must not be dropped."""
+    library.index([str(photos)])
+    shutil.rmtree(photos)
+    photos.mkdir()
+    report = library.index([str(photos)])
+    assert report.removed == 0 and library.store.count_images() == 8
+    assert "unmounted" in report.failed[0].error
+    make_photo(photos / "back.jpg", "purple")  # remounted (or refilled): normal sweep again
+    report = library.index([str(photos)])
+    assert report.removed == 8 and library.store.count_images() == 1
