@@ -236,14 +236,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             quiet = 0.0 if args.quick else 5.0
 
             def index_rate() -> float:
-                ips, failed[0] = time_index(encoder, photos, work / f"{name}.db", args.workers)
+                ips, failed[0] = time_index(encoder, photos, work / f"{name}.db", args.workers)  # noqa: B023  # called within this iteration
                 return ips
 
             for r in range(args.repeats):
                 for key, fn in (
-                    ("model", lambda: time_model(encoder, pixels)),
+                    ("model", lambda: time_model(encoder, pixels)),  # noqa: B023  # called within this iteration
                     ("index", index_rate),
-                    ("naive", lambda: time_naive(encoder, processor, photos, args.naive)),
+                    ("naive", lambda: time_naive(encoder, processor, photos, args.naive)),  # noqa: B023  # called within this iteration
                 ):
                     rate, load = measured(fn, tries=1 if args.quick else 2, quiet_s=quiet)
                     runs[key].append(rate)
@@ -270,9 +270,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 encoder8: Any = load_encoder(str(folder), device=args.device, batch_size=args.batch_size, int8=True)
                 model8, index8, model32 = [], [], []
                 for _ in range(args.repeats):
-                    model32.append(measured(lambda: time_model(encoder, pixels), tries=1, quiet_s=quiet)[0])
-                    model8.append(measured(lambda: time_model(encoder8, pixels), tries=1, quiet_s=quiet)[0])
-                    index8.append(measured(lambda: time_index(encoder8, photos, work / f"{name}-8.db", args.workers)[0],
+                    model32.append(measured(lambda: time_model(encoder, pixels), tries=1, quiet_s=quiet)[0])  # noqa: B023  # called within this iteration
+                    model8.append(measured(lambda: time_model(encoder8, pixels), tries=1, quiet_s=quiet)[0])  # noqa: B023  # called within this iteration
+                    index8.append(measured(lambda: time_index(encoder8, photos, work / f"{name}-8.db", args.workers)[0],  # noqa: B023  # called within this iteration
                                            tries=1, quiet_s=quiet)[0])
                 entry["int8"] = {
                     "median_images_per_s": {"index": round(median(index8), 2), "model": round(median(model8), 2)},

@@ -250,7 +250,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         results = library.classify(args.images, labels)
     failed = 0
     if args.json:
-        payload = []
+        payload: list[dict[str, Any]] = []
         for item in results:
             if item.result is None:
                 failed += 1
@@ -276,7 +276,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Store(args.db, create=False) as store:
         model = store.model()
         folders = store.folders()
-        data = {
+        data: dict[str, Any] = {
             "images": store.count_images(),
             "folders": [{"path": display(f.path), "images": f.image_count} for f in folders],
             "model": model.model_id if model else None,

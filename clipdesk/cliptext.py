@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class ClipTextTower:
 
             weights: dict[str, Any] = {}
             with safe_open(str(weights_file), framework="pt", device="cpu") as handle:
-                for key in handle.keys():
+                for key in handle.keys():  # noqa: SIM118  # a safetensors handle is not a dict: it cannot be iterated
                     if key.startswith("text_model.") or key == "text_projection.weight":
                         weights[key] = handle.get_tensor(key).to(device=device, dtype=dtype)
             layers = int(text["num_hidden_layers"])
@@ -111,4 +111,4 @@ class ClipTextTower:
             pooled = x[torch.arange(count, device=x.device), eos]
             out = F.linear(pooled, w["text_projection.weight"]).float().cpu().numpy()
         norms = np.linalg.norm(out, axis=-1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return cast(np.ndarray, (out / np.maximum(norms, 1e-12)).astype(np.float32))

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 from PIL import Image
@@ -23,6 +23,8 @@ from .errors import ModelUnavailable
 
 if TYPE_CHECKING:
     import torch
+
+    from .cliptext import ClipTextTower
 
 # OpenAI CLIP's preprocessing, used when a checkpoint has no processor config.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -39,7 +41,11 @@ class Encoder(Protocol):
     model_id: str
     dim: int
     image_size: int
-    batch_size: int
+
+    @property
+    def batch_size(self) -> int:
+        """Images per model call. Read-only here: ClipEncoder derives it from the device."""
+        ...
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """An upright RGB image to the model's input array. Thread-safe; runs on decode workers."""
@@ -68,7 +74,7 @@ def encode_images(encoder: Encoder, images: Sequence[Image.Image]) -> np.ndarray
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return cast(np.ndarray, vectors / np.maximum(norms, 1e-12))
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ class Preprocessing:
         return cls(
             shortest_edge=int(edge),
             crop=(int(crop["height"]), int(crop["width"])),
-            mean=tuple(config.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
-            std=tuple(config.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
+            mean=tuple(config.get("image_mean", CLIP_MEAN)),
+            std=tuple(config.get("image_std", CLIP_STD)),
         )
 
     def __call__(self, image: Image.Image) -> np.ndarray:
@@ -172,7 +178,7 @@ class ClipEncoder:
         self._vision: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
-        self._fast_text: Any = None
+        self._fast_text: ClipTextTower | None = None
         self._fast_text_tried = False
         self._device: str | None = None
         self._logit_scale: float | None = None
@@ -206,7 +212,9 @@ class ClipEncoder:
         )
         try:
             full = transformers.CLIPConfig.from_pretrained(str(self.folder))
-            config = full.text_config if tower == "text" else full.vision_config
+            config = cast(
+                "transformers.PretrainedConfig", full.text_config if tower == "text" else full.vision_config
+            )
             # Older checkpoints keep projection_dim only at the top level.
             config.projection_dim = full.projection_dim
             model = cls.from_pretrained(
@@ -251,7 +259,7 @@ class ClipEncoder:
                 self._text = self._load("text")
             return self._text, self._tokenizer
 
-    def fast_text(self) -> Any:
+    def fast_text(self) -> ClipTextTower | None:
         """The text tower in plain torch (no transformers import), or None for unusual checkpoints."""
         with self._lock:
             if not self._fast_text_tried:
@@ -317,7 +325,7 @@ def _quantize_int8(model: Any) -> Any:
         with warnings.catch_warnings():
             # torch marks its quantised tensors deprecated; they still work, and this is opt-in.
             warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
     except (AttributeError, RuntimeError) as exc:
         raise ModelUnavailable(f"--int8 is not available with this build of torch: {_first_line(exc)}") from None
 
@@ -327,8 +335,8 @@ def _quiet_transformers() -> None:
     # ours are expected partial loads (one tower of a two-tower checkpoint).
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped in transformers
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ content hash and keeps (or shares) its vector without being decoded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -134,10 +135,8 @@ def default_workers(device: str = "cpu") -> int:
 
 def _lower_priority() -> None:
     """Run this decode thread below the model's threads (Linux: niceness is per thread)."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
-    except (AttributeError, OSError):
-        pass
 
 
 class Indexer:

@@ -126,9 +126,9 @@ class Searcher:
             if image_id is not None:
                 exclude.add(image_id)
         for image_id in query.like_ids:
-            vector = self.store.vector(image_id)
-            if vector is not None:
-                wanted.append(vector)
+            stored = self.store.vector(image_id)
+            if stored is not None:
+                wanted.append(stored)
                 exclude.add(image_id)
         if not wanted:
             raise ClipdeskError("None of the example images is in the library any more.")

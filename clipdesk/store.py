@@ -218,8 +218,8 @@ class Store:
         # power cut is lost, which the next index run redoes.
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
-    def _scalar(self, sql: str) -> Any:
-        row = self.conn.execute(sql).fetchone()
+    def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
     def _refuse_foreign(self) -> None:
@@ -233,7 +233,7 @@ class Store:
             )
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._scalar("PRAGMA user_version")
         if version > SCHEMA_VERSION:
             raise LibraryError(
                 f"The library {self.path} was made by a newer clipdesk (schema {version}); "
@@ -243,10 +243,10 @@ class Store:
             # Look again under the write lock: another connection (the service's
             # other thread, another process) may be creating the library right now.
             with self._transaction():
-                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = self.conn.execute(
+                version = self._scalar("PRAGMA user_version")
+                tables = self._scalar(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                ).fetchone()[0]
+                )
                 if version == 0 and tables:
                     raise LibraryCorrupt(
                         f"{self.path} is an SQLite database but not a clipdesk library; "
@@ -403,9 +403,9 @@ class Store:
                         "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
                     )
                     self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
-        folder = self.folder_by_path(path)
-        assert folder is not None
-        return folder
+        added = self.folder_by_path(path)
+        assert added is not None
+        return added
 
     def remove_folder(self, path: str) -> int:
         """Forget a folder and its images; returns how many images were dropped."""
@@ -413,9 +413,9 @@ class Store:
         if folder is None:
             return 0
         with self.write():
-            count = self.conn.execute(
+            count = self._scalar(
                 "SELECT count(*) FROM images WHERE folder_id = ?", (folder.id,)
-            ).fetchone()[0]
+            )
             self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
         return int(count)
 

@@ -23,6 +23,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 
@@ -59,8 +60,8 @@ _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 def _popcount_rows(xor: np.ndarray) -> np.ndarray:
     """Set bits per row of a (rows, words) uint64 array."""
     if hasattr(np, "bitwise_count"):  # NumPy 2.0+: one instruction per word
-        return np.bitwise_count(xor).sum(axis=1, dtype=np.uint16)
-    return _POPCOUNT8[xor.view(np.uint8)].sum(axis=1, dtype=np.uint16)
+        return cast(np.ndarray, np.bitwise_count(xor).sum(axis=1, dtype=np.uint16))
+    return cast(np.ndarray, _POPCOUNT8[xor.view(np.uint8)].sum(axis=1, dtype=np.uint16))
 
 
 class _FloatFile:
@@ -69,7 +70,7 @@ class _FloatFile:
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.row_bytes = dim * 4
-        self._file = tempfile.TemporaryFile(prefix="clipdesk-vectors-")
+        self._file = tempfile.TemporaryFile(prefix="clipdesk-vectors-")  # noqa: SIM115  # lives as long as the index; close() closes it
         self.rows = 0
 
     def append(self, vectors: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ class _FloatFile:
         fd, size = self._file.fileno(), self.row_bytes
         order = np.argsort(rows)  # ascending offsets read faster
         out = np.empty((len(rows), self.dim), dtype=np.float32)
-        buffer = memoryview(out).cast("B")
+        buffer = out.data.cast("B")
         for i in order.tolist():
             os.preadv(fd, [buffer[i * size : (i + 1) * size]], int(rows[i]) * size)
         return out
@@ -93,7 +94,7 @@ class _FloatFile:
         """Rows start..start+count (fewer at the end), in one read."""
         count = max(0, min(count, self.rows - start))
         out = np.empty((count, self.dim), dtype=np.float32)
-        os.preadv(self._file.fileno(), [memoryview(out).cast("B")], start * self.row_bytes)
+        os.preadv(self._file.fileno(), [out.data.cast("B")], start * self.row_bytes)
         return out
 
     def close(self) -> None:
@@ -294,7 +295,7 @@ def _return_free_memory() -> None:
 def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """matrix @ vector without BLAS: OpenBLAS's threads keep spinning after a call and
     then slow torch's threads (the text model's) by half; numpy's own loop is as fast here."""
-    return np.einsum("ij,j->i", matrix, vector)
+    return cast(np.ndarray, np.einsum("ij,j->i", matrix, vector))
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -302,8 +303,5 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    if k < len(scores):
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(len(scores))
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     return part[np.argsort(-scores[part], kind="stable")]

@@ -40,7 +40,7 @@ def test_a_growing_file_is_handed_over_once_stable(buffer: ChangeBuffer, clock: 
     f = tmp_path / "a.jpg"
     f.write_bytes(b"x" * 10)
     buffer.touch(str(f))
-    for step in range(5):  # still being written: size changes at every look
+    for _ in range(5):  # still being written: size changes at every look
         clock.now += 0.6
         with open(f, "ab") as out:
             out.write(b"more")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -41,7 +42,7 @@ class ColourEncoder:
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         small = image.convert("RGB").resize((8, 8), Image.Resampling.BOX)
-        return np.asarray(small, dtype=np.float32).reshape(-1, 3).mean(axis=0)
+        return cast(np.ndarray, np.asarray(small, dtype=np.float32).reshape(-1, 3).mean(axis=0))
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         means = np.asarray(pixels, dtype=np.float32).reshape(len(pixels), 3)

@@ -285,7 +285,7 @@ def kill_loop(
             before_round(n)
         # stderr to a file: a chatty process (`watch` logs every event) must never
         # block on a full pipe while we wait to kill it.
-        log = tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
         proc = subprocess.Popen(
             list(argv(n)),
             env=env,
