@@ -7,6 +7,7 @@ from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from .classifymodel import ErrorRole, KeyRole, PathRole, RankedRole
+from .delegate import draw_fitted
 from .thumbnails import ThumbnailLoader
 
 BARS = 5  # labels shown per photo; the tooltip has them all
@@ -38,11 +39,7 @@ class ProbabilityDelegate(QStyledItemDelegate):
         thumb = QRect(rect.x(), rect.y(), THUMB, THUMB)
         pixmap = self.loader.pixmap(int(index.data(KeyRole)), str(index.data(PathRole)))
         if pixmap is not None:
-            size = pixmap.size().scaled(thumb.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
-            target.moveCenter(thumb.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawPixmap(target, pixmap)
+            draw_fitted(painter, pixmap, thumb)
         else:
             painter.fillRect(thumb, opt.palette.color(QPalette.ColorRole.AlternateBase))
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)

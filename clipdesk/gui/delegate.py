@@ -7,13 +7,23 @@ screen are ever decoded.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtGui import QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from .resultsmodel import ImageIdRole, PathRole
 from .thumbnails import ThumbnailLoader
 
 PADDING = 6
+
+
+
+def draw_fitted(painter: QPainter, pixmap: QPixmap, box: QRect) -> None:
+    """Draw a thumbnail as large as fits in box, centred, keeping its aspect ratio."""
+    size = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    target = QRect(0, 0, size.width(), size.height())
+    target.moveCenter(box.center())
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.drawPixmap(target, pixmap)
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
@@ -42,11 +52,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         path = index.data(PathRole)
         pixmap = self.loader.pixmap(int(image_id), str(path)) if image_id is not None else None
         if pixmap is not None and not pixmap.isNull():
-            size = pixmap.size().scaled(square.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
-            target.moveCenter(square.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawPixmap(target, pixmap)
+            draw_fitted(painter, pixmap, square)
         else:
             painter.fillRect(square, opt.palette.color(QPalette.ColorRole.AlternateBase))
             if image_id is not None and int(image_id) in self.loader.failed:
