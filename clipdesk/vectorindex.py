@@ -148,12 +148,15 @@ class VectorIndex:
     def sync(self, store: Store) -> None:
         """Bring the index in step with the library (cheap when nothing was committed)."""
         with self._lock:
-            if store.change_marker() == self._marker and self._path == str(store.path):
+            marker = store.change_marker()
+            if marker == self._marker and self._path == str(store.path):
                 return
             # One read transaction, so the stamps and vectors come from one snapshot.
+            # The marker is taken before it: a commit landing while we read then
+            # makes the next call look again, instead of being missed for good.
             with store.conn:
                 self._sync(store)
-            self._marker = store.change_marker()
+            self._marker = marker
             self._path = str(store.path)
 
     def _sync(self, store: Store) -> None:

@@ -108,6 +108,32 @@ def test_sees_commits_of_other_connections(store: Store, tmp_path: Path) -> None
     assert index.search(store, target, 1)[0][0] == new_id
 
 
+def test_commit_landing_while_the_index_reads_is_not_missed(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another connection commits just after the index took its snapshot: the next
+    # search must notice, or the new photo stays unsearchable until some later commit.
+    rng = np.random.default_rng(6)
+    fill(store, unit(rng.standard_normal((20, DIM))))
+    index = VectorIndex()
+    target = unit(rng.standard_normal(DIM))
+    index.search(store, target, 5)
+    with Store(tmp_path / "lib.db") as writer:
+        fill(writer, unit(rng.standard_normal((1, DIM))), start=50)  # makes the next search read
+        original = VectorIndex._sync
+        landed: list[int] = []
+
+        def sync_then_commit(self: VectorIndex, s: Store) -> None:
+            original(self, s)
+            if not landed:
+                landed.extend(fill(writer, target[None], start=100))
+
+        monkeypatch.setattr(VectorIndex, "_sync", sync_then_commit)
+        index.search(store, target, 1)
+        monkeypatch.setattr(VectorIndex, "_sync", original)
+    assert index.search(store, target, 1)[0][0] == landed[0]
+
+
 def test_unchanged_library_is_not_read_again(store: Store) -> None:
     fill(store, unit(np.random.default_rng(5).standard_normal((30, DIM))))
     index = VectorIndex()
