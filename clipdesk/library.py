@@ -17,6 +17,7 @@ import numpy as np
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
+from .hitlist import HitList
 from .imaging import open_image
 from .indexer import Indexer, IndexReport, ProgressCallback
 from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
@@ -175,6 +176,13 @@ class Library:
     def searcher(self) -> Searcher:
         self.check_model()
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
+
+    def all_photos(self) -> HitList:
+        """Every photo in the library, by path ignoring case (what a browser shows unsearched)."""
+        ids, paths = self.store.ids_and_paths()
+        lowered = [p.lower() for p in paths]
+        order = sorted(range(len(paths)), key=lowered.__getitem__)
+        return HitList(ids[order], [paths[i] for i in order])
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:

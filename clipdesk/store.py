@@ -431,6 +431,12 @@ class Store:
             from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
         }
 
+    def ids_and_paths(self) -> tuple[np.ndarray, list[str]]:
+        """Every image's id and path, in no particular order."""
+        rows = self._query("SELECT id, path FROM images")
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        return ids, [from_db(r[1]) for r in rows]
+
     def images_with_hash(self, digest: str) -> list[ImageState]:
         """Every image holding this content."""
         rows = self._query(

@@ -78,16 +78,6 @@ def options_for(base: LibraryOptions, s: AppSettings) -> LibraryOptions:
     )
 
 
-def browse_all(library: Library) -> list[Hit]:
-    """Every photo in the library, by path (what the grid shows before a search). Worker thread."""
-    hits: list[Hit] = []
-    for folder in library.folders():
-        for path, state in library.store.image_states(folder.id).items():
-            hits.append(Hit(state.id, path, 0.0))
-    hits.sort(key=lambda h: h.path.lower())
-    return hits
-
-
 def search_library(library: Library, query: Query) -> list[Hit]:
     """A search; none while nothing is indexed yet (typing before the first folder is normal)."""
     if library.store.count_images() == 0:
@@ -611,11 +601,11 @@ class MainWindow(QMainWindow):
         serial = self._search_serial
         browsing = query.is_empty()
 
-        def show(hits: list[Hit]) -> None:
+        def show(hits: Sequence[Hit]) -> None:
             self._show_hits(serial, hits, browsing, keep_place)
 
         if browsing:
-            self._search_call = self.worker.call(browse_all, show, self._failed_call("Listing photos"))
+            self._search_call = self.worker.call(Library.all_photos, show, self._failed_call("Listing photos"))
         else:
             self._search_call = self.worker.call(
                 lambda library: search_library(library, query), show, self._failed_call("Search")
@@ -626,7 +616,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self.run_search(keep_place=True)
 
-    def _show_hits(self, serial: int, hits: list[Hit], browsing: bool, keep_place: bool) -> None:
+    def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
             return  # an older search answered late
         if not browsing and self.notice.isVisible() and self.last_error:

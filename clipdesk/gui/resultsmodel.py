@@ -14,6 +14,9 @@ from PySide6.QtCore import (
     QUrl,
 )
 
+import numpy as np
+
+from ..hitlist import HitList
 from ..search import Hit
 
 PathRole = Qt.ItemDataRole.UserRole + 1
@@ -23,37 +26,41 @@ ImageIdRole = Qt.ItemDataRole.UserRole + 3
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
-def relevance_cutoff(scores: Sequence[float], relevance: float) -> float:
+def relevance_cutoff(scores: Sequence[float] | np.ndarray, relevance: float) -> float:
     """The lowest score shown: `relevance` (0..1) of the way from the weakest to the best hit.
 
     CLIP's similarity scale differs between models and queries, so a fixed score
     threshold would hide everything for one query and nothing for another; a
     share of this result list's own spread works for any model.
     """
-    if not scores:
+    values = np.asarray(scores, dtype=np.float64)
+    if not len(values):
         return 0.0
-    best, worst = max(scores), min(scores)
+    best, worst = float(values.max()), float(values.min())
     return worst + max(0.0, min(1.0, relevance)) * (best - worst)
 
 
 class ResultsModel(QAbstractListModel):
-    """Hits in rank order; `set_relevance` hides weak matches without searching again."""
+    """Hits in rank order; `set_relevance` hides weak matches without searching again.
+
+    Runs on the GUI thread with up to the whole library as rows, so everything
+    per-hit here is an array operation (see HitList).
+    """
 
     def __init__(self, parent: object | None = None) -> None:
         super().__init__(parent)  # type: ignore[arg-type]
-        self._all: list[Hit] = []
-        self._shown: list[Hit] = []
+        self._all = HitList.of([])
+        self._shown = self._all
         self._relevance = 0.0
-        self._row_of: dict[int, int] = {}
 
     # -- data ---------------------------------------------------------------------
 
     def set_hits(self, hits: Sequence[Hit]) -> bool:
         """Show these hits; False (and no reset) when they are the ones already shown."""
-        hits = list(hits)
-        if hits == self._all and self.rowCount() == len(self._shown):
+        compact = HitList.of(hits)
+        if compact.same_as(self._all):
             return False
-        self._all = hits
+        self._all = compact
         self._refilter()
         return True
 
@@ -73,23 +80,24 @@ class ResultsModel(QAbstractListModel):
 
     def _refilter(self) -> None:
         self.beginResetModel()
-        cutoff = relevance_cutoff([h.score for h in self._all], self._relevance)
-        self._shown = [h for h in self._all if h.score >= cutoff] if self._relevance > 0 else list(self._all)
-        self._row_of = {h.image_id: row for row, h in enumerate(self._shown)}
+        if self._relevance > 0:
+            self._shown = self._all.at_least(relevance_cutoff(self._all.scores, self._relevance))
+        else:
+            self._shown = self._all
         self.endResetModel()
 
     def hit(self, row: int) -> Hit | None:
         return self._shown[row] if 0 <= row < len(self._shown) else None
 
-    def hits(self) -> list[Hit]:
-        return list(self._shown)
+    def hits(self) -> HitList:
+        return self._shown
 
     def row_of(self, image_id: int) -> int | None:
-        return self._row_of.get(image_id)
+        return self._shown.row_of(image_id)
 
     def thumbnail_ready(self, image_id: int) -> None:
         """Repaint the row showing this image (its thumbnail has loaded)."""
-        row = self._row_of.get(image_id)
+        row = self._shown.row_of(image_id)
         if row is not None:
             index = self.index(row, 0)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
@@ -102,17 +110,17 @@ class ResultsModel(QAbstractListModel):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or not 0 <= index.row() < len(self._shown):
             return None
-        hit = self._shown[index.row()]
+        row, shown = index.row(), self._shown
         if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(hit.path)
+            return os.path.basename(shown.paths[row])
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{hit.path}\nscore {hit.score:.3f}"
+            return f"{shown.paths[row]}\nscore {shown.scores[row]:.3f}"
         if role == PathRole:
-            return hit.path
+            return shown.paths[row]
         if role == ScoreRole:
-            return hit.score
+            return float(shown.scores[row])
         if role == ImageIdRole:
-            return hit.image_id
+            return int(shown.ids[row])
         return None
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -128,7 +136,7 @@ class ResultsModel(QAbstractListModel):
         """Dragged results are the photo files themselves, for any app that takes files."""
         mime = QMimeData()
         rows = sorted({i.row() for i in indexes if i.isValid()})
-        mime.setUrls([QUrl.fromLocalFile(self._shown[r].path) for r in rows if r < len(self._shown)])
+        mime.setUrls([QUrl.fromLocalFile(self._shown.paths[r]) for r in rows if r < len(self._shown)])
         return mime
 
     def supportedDragActions(self) -> Qt.DropAction:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
@@ -12,6 +13,7 @@ from clipdesk.gui.backend import FolderStatus
 from clipdesk.gui.classifymodel import ClassifyModel
 from clipdesk.gui.folderspanel import FoldersModel
 from clipdesk.gui.resultsmodel import PathRole, ResultsModel, relevance_cutoff
+from clipdesk.hitlist import HitList
 from clipdesk.library import ClassifiedImage
 from clipdesk.search import Hit
 
@@ -78,3 +80,20 @@ def test_ten_thousand_results_lay_out_and_scroll_quickly(qtbot, make_window):
 
     window.size_slider.setValue(80)  # the size slider re-lays the grid out with smaller cells
     qtbot.waitUntil(lambda: window.view.visualRect(window.model.index(0, 0)).width() < 120, timeout=5_000)
+
+
+def test_a_library_sized_list_is_shown_and_compared_quickly(qtmodeltester):
+    # Browsing a million-photo library puts every photo in the grid: the GUI thread
+    # must not build, compare or index a million objects to show it again.
+    n = 1_000_000
+    listing = HitList(np.arange(n), [f"/photos/{i:07d}.jpg" for i in range(n)])
+    model = ResultsModel()
+    start = time.perf_counter()
+    model.set_hits(listing)
+    assert not model.set_hits(HitList(np.arange(n), list(listing.paths)))  # same list: no reset
+    assert model.row_of(765_432) == 765_432
+    elapsed = time.perf_counter() - start
+    assert model.rowCount() == n and model.index(n - 1, 0).data(PathRole) == "/photos/0999999.jpg"
+    assert elapsed < 2.0, f"a million rows took {elapsed:.2f} s on the GUI thread"
+    model.set_hits(hits(20))
+    qtmodeltester.check(model)
