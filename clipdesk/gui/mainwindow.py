@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -22,20 +22,12 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QListView,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
-    QSlider,
-    QStackedWidget,
-    QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -50,14 +42,12 @@ from . import desktop
 from . import settings as settings_io
 from .backend import FolderStatus, ServiceEvent
 from .classifypanel import ClassifyPanel
-from .delegate import ThumbnailDelegate
 from .folderspanel import FoldersPanel
-from .notice import Notice
 from .preview import PreviewPane
 from .progress import ProgressDisplay
 from .querytext import parse_query
 from .resultsmodel import ResultsModel
-from .searchbox import SearchBox
+from .resultspage import ResultsPage
 from .settings import AppSettings
 from .settingsdialog import SettingsDialog
 from .thumbnails import ThumbnailLoader, thumbnail_dir
@@ -169,106 +159,28 @@ class MainWindow(QMainWindow):
         return worker
 
     def _build_central(self) -> None:
-        self.search_box = SearchBox()
+        page = ResultsPage(
+            self.model, self.loader,
+            relevance=self.settings.relevance, thumbnail_size=self.settings.thumbnail_size,
+        )
+        # Short names for the parts (tests, benchmarks and the screenshot mode use them).
+        self.search_box, self.examples_button = page.search_box, page.examples_button
+        self.relevance, self.size_slider, self.count_label = page.relevance, page.size_slider, page.count_label
+        self.view, self.delegate, self.pages = page.view, page.delegate, page.pages
+        self.empty, self.notice = page.empty, page.notice
+        self.page = page
+
         self.search_box.textChanged.connect(lambda _: self._search_timer.start())
         self.search_box.returnPressed.connect(self.run_search)
         self.search_box.images_dropped.connect(self.add_examples)
-        self.search_box.setAccessibleName("Search photos")
-        self.examples_button = QToolButton()
-        self.examples_button.setAutoRaise(True)
-        self.examples_button.setToolTip("Example photos in this search; click to remove them")
         self.examples_button.clicked.connect(self.clear_examples)
-        self.examples_button.hide()
-
-        self.relevance = QSlider(Qt.Orientation.Horizontal)
-        self.relevance.setRange(0, 95)
-        self.relevance.setValue(self.settings.relevance)
-        self.relevance.setFixedWidth(140)
-        self.relevance.setToolTip(
-            "Hide weak matches: the further right, the closer to the best match a photo must be"
-        )
-        self.relevance.valueChanged.connect(self._relevance_changed)
-        self.relevance.setAccessibleName("Relevance: hide weak matches")
-        self.size_slider = QSlider(Qt.Orientation.Horizontal)
-        self.size_slider.setRange(64, 256)
-        self.size_slider.setValue(min(256, self.settings.thumbnail_size))
-        self.size_slider.setFixedWidth(120)
-        self.size_slider.setToolTip("Thumbnail size")
-        self.size_slider.valueChanged.connect(self._size_changed)
-        self.size_slider.setAccessibleName("Thumbnail size")
-        self.count_label = QLabel()
-
-        top = QHBoxLayout()
-        top.addWidget(self.search_box, 1)
-        top.addWidget(self.examples_button)
-        controls = QHBoxLayout()
-        controls.addWidget(self.count_label, 1)
-        relevance_label, size_label = QLabel("Relevance:"), QLabel("Size:")
-        controls.addWidget(relevance_label)
-        controls.addWidget(self.relevance)
-        controls.addSpacing(12)
-        controls.addWidget(size_label)
-        controls.addWidget(self.size_slider)
-        self._result_controls = (self.count_label, relevance_label, self.relevance, size_label, self.size_slider)
-
-        self.view = QListView()
-        self.view.setViewMode(QListView.ViewMode.IconMode)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setMovement(QListView.Movement.Static)
-        self.view.setUniformItemSizes(True)
-        self.view.setLayoutMode(QListView.LayoutMode.Batched)
-        self.view.setBatchSize(500)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setDragEnabled(True)
-        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
-        self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
-        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        page.empty_add.clicked.connect(self.choose_folder)
         self.view.customContextMenuRequested.connect(self._context_menu)
         # activated: a double-click (or the platform's single click) and Enter; both open.
         self.view.activated.connect(self._open_index)
-        self.delegate = ThumbnailDelegate(self.loader, self.view)
-        self.delegate.cell = self.size_slider.value()
-        self.view.setItemDelegate(self.delegate)
-        self.view.setAccessibleName("Results")
-        self.view.setModel(self.model)
-        # Rows scrolled past need no thumbnails: drop their queued jobs; painting re-queues what
-        # is on screen now.
-        self.view.verticalScrollBar().valueChanged.connect(lambda _: self.loader.clear_queue())
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.model.modelReset.connect(self._results_changed)
-
-        self.empty = QWidget()
-        title = QLabel("<h2>Make your photos searchable</h2>")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        body = QLabel(
-            "Add a folder of photos. clipdesk indexes it in the background, on this computer "
-            "only; then describe what you are looking for.\nYou can also drop a folder on this window."
-        )
-        body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        body.setWordWrap(True)
-        self.empty_add = QPushButton("Add folder…")
-        self.empty_add.clicked.connect(self.choose_folder)
-        empty_layout = QVBoxLayout(self.empty)
-        empty_layout.addStretch(1)
-        empty_layout.addWidget(title)
-        empty_layout.addWidget(body)
-        empty_layout.addWidget(self.empty_add, 0, Qt.AlignmentFlag.AlignHCenter)
-        empty_layout.addStretch(2)
-
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self.empty)
-        self.pages.addWidget(self.view)
-        self.notice = Notice()
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(6, 6, 6, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.notice)
-        layout.addLayout(controls)
-        layout.addWidget(self.pages, 1)
-        self.setCentralWidget(central)
-        self.pages.setCurrentWidget(self.view)
+        self.setCentralWidget(page)
 
     def _build_docks(self) -> None:
         self.preview = PreviewPane()
@@ -534,10 +446,7 @@ class MainWindow(QMainWindow):
             self.refresh_results()
 
     def _update_page(self) -> None:
-        empty = self._folders_known and not self._folders and self.model.rowCount() == 0
-        self.pages.setCurrentWidget(self.empty if empty else self.view)
-        for widget in self._result_controls:
-            widget.setVisible(not empty)
+        self.page.show_empty_state(self._folders_known and not self._folders and self.model.rowCount() == 0)
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
@@ -639,24 +548,7 @@ class MainWindow(QMainWindow):
 
     def _results_changed(self) -> None:
         self.loader.clear_queue()
-        shown, total = self.model.rowCount(), self.model.total
-        if self._browsing:
-            text = f"{total:,} photos" if total else ""
-        elif total == 0:
-            text = "No matches." if self._images or self._folders else "No photos indexed yet."
-        elif shown < total:
-            text = f"{shown:,} of {total:,} matches (weaker ones hidden)"
-        else:
-            text = f"{total:,} matches, best first"
-        self.count_label.setText(text)
-
-    def _relevance_changed(self, value: int) -> None:
-        self.model.set_relevance(value / 100)
-
-    def _size_changed(self, value: int) -> None:
-        self.delegate.cell = value
-        self.view.setIconSize(QSize(value, value))  # makes the view lay its grid out again
-        self.view.doItemsLayout()
+        self.page.show_count(browsing=self._browsing, has_photos=bool(self._images or self._folders))
 
     def add_examples(self, paths: Sequence[str]) -> None:
         """Photos dropped on the search box: find more like them (with the words, if any)."""
@@ -683,17 +575,12 @@ class MainWindow(QMainWindow):
         self.run_search()
 
     def _update_examples(self) -> None:
-        n = len(self._like_paths) + len(self._like_ids)
-        self.examples_button.setText(f"like {n} photo{'s' if n != 1 else ''} ✕")
-        self.examples_button.setVisible(n > 0)
+        self.page.show_examples(len(self._like_paths) + len(self._like_ids))
 
     # -- results -------------------------------------------------------------------
 
     def selected_hits(self) -> list[Hit]:
-        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
-        if not rows and self.view.currentIndex().isValid():
-            rows = [self.view.currentIndex().row()]
-        return [h for h in (self.model.hit(r) for r in rows) if h is not None]
+        return [h for h in (self.model.hit(r) for r in self.page.selected_rows()) if h is not None]
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         hit = self.model.hit(current.row()) if current.isValid() else None
