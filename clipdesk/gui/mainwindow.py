@@ -345,6 +345,9 @@ class MainWindow(QMainWindow):
             if self._dirty:
                 self._dirty = False
                 self.refresh_results()
+                # Edited photos keep their ids: have their thumbnails made again.
+                self.loader.revalidate()
+                self.preview.loader.revalidate()
         elif kind in ("encoded", "moved", "removed"):
             # A piece of work finished (progress is throttled, so say so); show the
             # new, moved or forgotten photos once the service is idle again.

@@ -6,12 +6,14 @@ draft mode) and hand back `QImage`s; only the GUI thread turns them into
 screen load before the ones scrolled past, and `clear_queue()` drops every
 queued job when the results change. The disk cache lives in
 `cache_dir()/thumbnails`, is private to the user, and is keyed by image id,
-file mtime and size, so an edited photo gets a fresh thumbnail.
+file mtime and size, so an edited photo gets a fresh thumbnail; `revalidate()`
+does the same for the thumbnails already in memory once the library changed.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -39,6 +41,24 @@ class _Job:
     path: str
 
 
+Signature = tuple[int, int]  # a file's mtime_ns and size when its thumbnail was made
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    path: str
+    image: QImage | None
+    signature: Signature | None
+
+
+def _signature(path: str) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def _to_qimage(image: object) -> QImage:
     """A PIL RGB image as a QImage that owns its pixels."""
     rgb = image.convert("RGB")  # type: ignore[attr-defined]
@@ -51,7 +71,8 @@ class ThumbnailLoader(QObject):
     """Create, use and stop from the GUI thread; decoding happens on its own threads."""
 
     ready = Signal(int)  # an image id whose thumbnail is now in memory (or known unreadable)
-    _decoded = Signal(int, int, object)  # generation, image id, QImage | None
+    _decoded = Signal(int, int, object)  # generation, image id, _Decoded
+    _stale = Signal(object)  # image ids whose files changed since their thumbnails were made
 
     def __init__(
         self,
@@ -71,6 +92,8 @@ class ThumbnailLoader(QObject):
         self._memory_bytes = 0
         self._memory_limit = memory_bytes
         self.failed: set[int] = set()
+        self._made_from: dict[int, tuple[str, Signature | None]] = {}  # what each in-memory one shows
+        self._checks: collections.deque[dict[int, tuple[str, Signature | None]]] = collections.deque()
         self._queue: collections.deque[_Job] = collections.deque()
         self._queued: set[int] = set()
         self._running = 0
@@ -78,6 +101,7 @@ class ThumbnailLoader(QObject):
         self._cond = threading.Condition()
         self._stopping = False
         self._decoded.connect(self._on_decoded)
+        self._stale.connect(self._on_stale)
         self._threads = [
             threading.Thread(target=self._work, name=f"clipdesk-thumbs-{i}", daemon=True)
             for i in range(workers)
@@ -124,6 +148,19 @@ class ThumbnailLoader(QObject):
         self._memory.clear()
         self._memory_bytes = 0
         self.failed.clear()
+        self._made_from.clear()
+
+    def revalidate(self) -> None:
+        """Check, off this thread, whether photos shown from memory changed on disk; reload those.
+
+        Call when the library changed (photos edited or fixed): an image keeps its id
+        when its content changes, so the in-memory thumbnail would otherwise stay old.
+        """
+        if not self._made_from:
+            return
+        with self._cond:
+            self._checks.append(dict(self._made_from))
+            self._cond.notify()
 
     def set_cache_limit(self, megabytes: int) -> None:
         """A new disk cache limit; the cache is trimmed to it in the background."""
@@ -135,48 +172,69 @@ class ThumbnailLoader(QObject):
     def pending(self) -> int:
         """Jobs queued or being decoded."""
         with self._cond:
-            return len(self._queue) + self._running
+            return len(self._queue) + len(self._checks) + self._running
 
     def stop(self) -> None:
         """Stop the decoding threads and wait for them (at exit)."""
         with self._cond:
             self._stopping = True
             self._queue.clear()
+            self._checks.clear()
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(10)
 
     @Slot(int, int, object)
-    def _on_decoded(self, generation: int, image_id: int, image: QImage | None) -> None:
+    def _on_decoded(self, generation: int, image_id: int, decoded: _Decoded) -> None:
         with self._cond:
             self._queued.discard(image_id)
-        if image is None:
+        self._drop(image_id)
+        self._made_from[image_id] = (decoded.path, decoded.signature)
+        if decoded.image is None:
             self.failed.add(image_id)
             self.ready.emit(image_id)
             return
         # Kept even when it belongs to older results: it cost a decode and may be needed again.
-        pixmap = QPixmap.fromImage(image)
-        old = self._memory.pop(image_id, None)
-        if old is not None:
-            self._memory_bytes -= _bytes(old)
+        pixmap = QPixmap.fromImage(decoded.image)
         self._memory[image_id] = pixmap
         self._memory_bytes += _bytes(pixmap)
         while self._memory_bytes > self._memory_limit and len(self._memory) > 1:
-            _, dropped = self._memory.popitem(last=False)
+            dropped_id, dropped = self._memory.popitem(last=False)
             self._memory_bytes -= _bytes(dropped)
+            self._made_from.pop(dropped_id, None)
         self.ready.emit(image_id)
+
+    @Slot(object)
+    def _on_stale(self, image_ids: list[int]) -> None:
+        for image_id in image_ids:
+            self._drop(image_id)
+            self.ready.emit(image_id)  # repainting the row asks for the new thumbnail
+
+    def _drop(self, image_id: int) -> None:
+        old = self._memory.pop(image_id, None)
+        if old is not None:
+            self._memory_bytes -= _bytes(old)
+        self.failed.discard(image_id)
+        self._made_from.pop(image_id, None)
 
     # -- worker threads ---------------------------------------------------------
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._checks and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                job = self._queue.pop()  # newest first: what is on screen now
+                check = self._checks.popleft() if self._checks else None
+                # Decodes are served newest first: what is on screen now.
+                job = self._queue.pop() if check is None else None
                 self._running += 1
+            if job is None:
+                assert check is not None
+                self._find_stale(check)
+                continue
+            signature = _signature(job.path)
             try:
                 image = self._load(job.path, job.image_id)
             except Exception:  # noqa: BLE001 - one bad file must never stop the loader
@@ -187,9 +245,17 @@ class ThumbnailLoader(QObject):
             if stopping:
                 return
             try:
-                self._decoded.emit(job.generation, job.image_id, image)
+                self._decoded.emit(job.generation, job.image_id, _Decoded(job.path, image, signature))
             except RuntimeError:  # the loader was deleted while we decoded
                 return
+
+    def _find_stale(self, made_from: dict[int, tuple[str, Signature | None]]) -> None:
+        stale = [i for i, (path, made) in made_from.items() if _signature(path) != made]
+        with self._cond:
+            self._running -= 1
+        if stale:
+            with contextlib.suppress(RuntimeError):  # the loader was deleted meanwhile
+                self._stale.emit(stale)
 
     def _cache_file(self, image_id: int, path: str) -> Path | None:
         if self._disk is None:

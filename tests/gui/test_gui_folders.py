@@ -96,3 +96,27 @@ def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_
     qtbot.waitUntil(lambda: not window.worker.paused, timeout=5_000)
     window._on_event(ServiceEvent("idle", images=1200))
     assert not window.progress.isVisibleTo(window)
+
+
+def test_an_edited_photo_shows_its_new_picture(qtbot, make_window, photos):
+    window = make_window()
+    window.show()
+    window.add_folder(str(photos))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=20_000)
+    wait_idle(qtbot, window)
+    target = str(photos / "yellow1.gif")
+    row = window.model.row_of(next(h.image_id for h in window.model.hits() if h.path == target))
+    image_id = window.model.hit(row).image_id
+    qtbot.waitUntil(lambda: window.loader.pixmap(image_id, target) is not None, timeout=10_000)
+
+    photo(photos / "yellow1.gif", "blue")  # edited in another program: same file, new content
+
+    def shows_blue() -> bool:
+        window.view.viewport().repaint()  # rows on screen ask for their thumbnails
+        pixmap = window.loader.pixmap(image_id, target)
+        if pixmap is None:
+            return False
+        c = pixmap.toImage().pixelColor(pixmap.width() // 2, pixmap.height() // 2)
+        return c.blue() > 200 and c.red() < 50
+
+    qtbot.waitUntil(shows_blue, timeout=20_000)

@@ -110,3 +110,39 @@ def test_prune_keeps_the_cache_under_its_limit(data_dir, tmp_path):
     ThumbnailLoader.prune(loader)
     assert sorted(p.name for p in folder.iterdir()) == ["3.jpg", "4.jpg"]
     assert thumbnails.DEFAULT_CACHE_MB > 0
+
+
+def _colour(pixmap) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    c = pixmap.toImage().pixelColor(pixmap.width() // 2, pixmap.height() // 2)
+    return c.red(), c.green(), c.blue()
+
+
+def test_revalidate_reloads_photos_changed_on_disk(qtbot, tmp_path):
+    # An edited photo keeps its image id, so the thumbnail in memory must be checked
+    # against the file; a file that could not be read may have been fixed meanwhile.
+    edited, fixed, same = tmp_path / "edited.png", tmp_path / "fixed.png", tmp_path / "same.png"
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(edited)
+    Image.new("RGB", (40, 30), (0, 255, 0)).save(same)
+    fixed.write_bytes(b"still being copied")
+    loader = ThumbnailLoader(32)
+    try:
+        for image_id, path in enumerate((edited, fixed, same)):
+            loader.request(image_id, str(path))
+        qtbot.waitUntil(lambda: all(loader.loaded(i) for i in range(3)), timeout=5_000)
+        assert 1 in loader.failed
+        Image.new("RGB", (40, 30), (0, 0, 255)).save(edited)
+        os.utime(edited, ns=(1, 1))  # a date that surely differs
+        Image.new("RGB", (40, 30), (255, 255, 0)).save(fixed)
+        kept = loader.pixmap(2, str(same))
+        reloaded: list[int] = []
+        loader.ready.connect(reloaded.append)
+        loader.revalidate()
+        qtbot.waitUntil(lambda: sorted(set(reloaded)) == [0, 1], timeout=5_000)
+        for image_id, path in enumerate((edited, fixed)):
+            loader.pixmap(image_id, str(path))  # what repainting the row does
+        qtbot.waitUntil(lambda: loader.pending == 0 and loader.loaded(0) and loader.loaded(1), timeout=5_000)
+        assert _colour(loader.pixmap(0, str(edited))) == (0, 0, 255)
+        assert _colour(loader.pixmap(1, str(fixed))) == (255, 255, 0)
+        assert loader.pixmap(2, str(same)) is kept  # unchanged: not decoded again
+    finally:
+        loader.stop()
