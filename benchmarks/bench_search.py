@@ -174,7 +174,12 @@ def measure(db: Path, model: Path, size: int, queries: int) -> dict[str, Any]:
     synthetic = Synthetic(size, dim)
     recall_queries = synthetic.queries(RECALL_QUERIES)
     started = time.perf_counter()
-    searcher.rank(recall_queries[0], 10)  # builds the in-memory index
+    # The first search of a large library is answered by sqlite-vec while the
+    # in-memory index is read in the background; the wait is for that read.
+    searcher.rank(recall_queries[0], 10)
+    out["first_search_s"] = round(time.perf_counter() - started, 2)
+    if searcher.index is not None:
+        searcher.index.sync(library.store)
     out["index_build_s"] = round(time.perf_counter() - started, 2)
     index = searcher.index
     out["index_mode"] = "exact (floats in memory)" if index is None or index.exact else "binary + exact re-rank"
@@ -287,7 +292,8 @@ def text_report(result: dict[str, Any]) -> str:
     for size, e in result["sizes"].items():
         t = e["targets"]
         lines += [
-            f"{int(size):,} images  ({e['index_mode']}, index {e['index_mb']} MB, built in {e['index_build_s']} s;"
+            f"{int(size):,} images  ({e['index_mode']}, index {e['index_mb']} MB, ready {e['index_build_s']} s"
+            f" after the first search, which took {e['first_search_s']} s;"
             f" others used {e['others_cores_meanwhile']} cores meanwhile)",
             f"  search incl. text encoding  {e['search_with_text']['p50_ms']:8.2f} / {e['search_with_text']['p95_ms']:.2f}"
             + (f"   (target p50 ≤ {t['p50_ms_with_text']})" if t["p50_ms_with_text"] else ""),

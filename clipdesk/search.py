@@ -151,9 +151,16 @@ class Searcher:
         self, vector: np.ndarray, limit: int, exclude: set[int] | frozenset[int] = frozenset()
     ) -> list[tuple[int, float]]:
         """The `limit` images nearest a query vector: (image id, cosine similarity), best first."""
-        if self.index is None and limit + len(exclude) > MAX_KNN:
+        wanted = limit + len(exclude)
+        if self.index is None and wanted > MAX_KNN:
             self.index = VectorIndex()
         if self.index is not None:
-            return self.index.search(self.store, vector, limit, exclude)
-        pairs = self.store.knn(vector, limit + len(exclude))
+            if wanted > MAX_KNN:  # only the index can give that many
+                return self.index.search(self.store, vector, limit, exclude)
+            # While a large library is first read into the index (seconds at a
+            # million photos), sqlite-vec answers instead.
+            pairs = self.index.search_if_ready(self.store, vector, limit, exclude)
+            if pairs is not None:
+                return pairs
+        pairs = self.store.knn(vector, wanted)
         return [(i, s) for i, s in pairs if i not in exclude][:limit]

@@ -19,15 +19,20 @@ then fetches only the vectors written or removed since (`Store.vector_stamps`).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import numpy as np
 
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 # Libraries whose float vectors fit in this many bytes are searched exactly in memory.
 EXACT_BYTES = 64 << 20
@@ -101,6 +106,68 @@ class _FloatFile:
         self._file.close()
 
 
+@dataclass
+class _Built:
+    """One full read of a library: what an index searches."""
+
+    ids: np.ndarray
+    stamps: np.ndarray
+    floats: np.ndarray | None = None  # exact mode: (N, dim) in memory
+    bits: np.ndarray | None = None  # binary mode: (N, words) uint64
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows in file
+    file: _FloatFile | None = None
+    mean: np.ndarray | None = None
+
+
+def _build(
+    store: Store, ids: np.ndarray, stamps: np.ndarray, exact_bytes: int, cancel: threading.Event | None = None
+) -> _Built | None:
+    """Read every vector once, streaming: a million floats never sit in memory together.
+
+    None if `cancel` was set meanwhile.
+    """
+    id_parts: list[np.ndarray] = []
+    in_memory: list[np.ndarray] = []
+    file: _FloatFile | None = None
+    total: np.ndarray | None = None
+    count = 0
+    for chunk_ids, vecs in store.iter_vectors():
+        if cancel is not None and cancel.is_set():
+            if file is not None:
+                file.close()
+            return None
+        dim = vecs.shape[1]
+        id_parts.append(chunk_ids)
+        count += len(chunk_ids)
+        total = vecs.sum(axis=0, dtype=np.float64) + (0.0 if total is None else total)
+        if file is None and count * dim * 4 > exact_bytes:
+            file = _FloatFile(dim)
+            for part in in_memory:
+                file.append(part)
+            in_memory = []
+        if file is None:
+            in_memory.append(vecs)
+        else:
+            file.append(vecs)
+    vec_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+    order = np.argsort(vec_ids, kind="stable")
+    built = _Built(vec_ids[order], np.zeros(0))
+    # Images and vectors are written together; align the stamps with the vectors read.
+    where = np.minimum(np.searchsorted(ids, built.ids), max(0, len(ids) - 1))
+    built.stamps = (
+        np.where(ids[where] == built.ids, stamps[where], -1.0) if len(ids) else np.zeros(len(built.ids))
+    )
+    if file is None:
+        if count:
+            built.floats = np.concatenate(in_memory)[order]
+        return built
+    assert total is not None
+    built.mean = mean = (total / count).astype(np.float32)
+    bits = [_sign_bits(file.read_block(start, BUILD_BLOCK), mean) for start in range(0, count, BUILD_BLOCK)]
+    built.file, built.rows, built.bits = file, order.astype(np.int64), np.concatenate(bits)[order]
+    return built
+
+
 class VectorIndex:
     """Exact or binary-accelerated nearest-neighbour search over one library's vectors.
 
@@ -121,12 +188,19 @@ class VectorIndex:
         self._file: _FloatFile | None = None
         self._mean: np.ndarray | None = None
         self._built_size = 0
+        self._builder: threading.Thread | None = None  # a full read in the background
+        self._cancel = threading.Event()
         self.rebuilds = 0  # full reads of the library, for tests and benchmarks
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def close(self) -> None:
+        """Stop a background read (promptly) and free the temporary file."""
+        self._cancel.set()
+        builder = self._builder
+        if builder is not None:
+            builder.join()
         with self._lock:
             if self._file is not None:
                 self._file.close()
@@ -138,6 +212,12 @@ class VectorIndex:
         """True when the float vectors are in memory and every search is exact."""
         return self._bits is None
 
+    @property
+    def building(self) -> bool:
+        """True while a full read of the library runs in the background."""
+        builder = self._builder
+        return builder is not None and builder.is_alive()
+
     def memory_bytes(self) -> int:
         parts = [self._ids, self._stamps, self._rows]
         parts += [a for a in (self._floats, self._bits) if a is not None]
@@ -145,31 +225,76 @@ class VectorIndex:
 
     # -- following the library ----------------------------------------------
 
-    def sync(self, store: Store) -> None:
-        """Bring the index in step with the library (cheap when nothing was committed)."""
+    def sync(self, store: Store, *, wait: bool = True) -> bool:
+        """Bring the index in step with the library (cheap when nothing was committed).
+
+        A large library is read in full (seconds at a million photos) at first and
+        after big changes. With wait=False that read runs on a thread of its own and
+        False is returned until it is done, so a caller can search another way meanwhile.
+        """
+        builder = self._builder
+        if builder is not None and builder.is_alive():
+            if not wait:
+                return False
+            builder.join()
         with self._lock:
             marker = store.change_marker()
             if marker == self._marker and self._path == str(store.path):
-                return
+                return True
             # One read transaction, so the stamps and vectors come from one snapshot.
             # The marker is taken before it: a commit landing while we read then
             # makes the next call look again, instead of being missed for good.
             with store.conn:
-                self._sync(store)
+                ids, stamps = store.vector_stamps()
+                if not self._update(store, ids, stamps):
+                    if not wait and len(ids) * (store.vec_dim() or 0) * 4 > self.exact_bytes:
+                        self._build_in_background(store.path)
+                        return False
+                    built = _build(store, ids, stamps, self.exact_bytes)
+                    assert built is not None
+                    self._install(built)
             self._marker = marker
             self._path = str(store.path)
+            return True
 
-    def _sync(self, store: Store) -> None:
-        ids, stamps = store.vector_stamps()
-        if self._path != str(store.path) or not len(self._ids):
-            self._rebuild(store, ids, stamps)
+    def _build_in_background(self, path: Path) -> None:
+        """Start a full read on its own thread and connection (lock held)."""
+        if self._cancel.is_set() or self.building:
             return
+
+        def run() -> None:
+            try:
+                with Store(path, create=False) as store, store.conn:
+                    ids, stamps = store.vector_stamps()
+                    built = _build(store, ids, stamps, self.exact_bytes, self._cancel)
+            except Exception:  # noqa: BLE001 - searches go on without the index; the next one retries
+                log.warning("reading the library for the search index failed", exc_info=True)
+                return
+            if built is None:
+                return
+            with self._lock:
+                if self._cancel.is_set():
+                    if built.file is not None:
+                        built.file.close()
+                    return
+                self._install(built)
+                # Our marker belongs to the reader's connection: the next sync on any
+                # other compares the stamps once and finds nothing more to read.
+                self._marker, self._path = None, str(path)
+
+        self._builder = threading.Thread(target=run, name="clipdesk-search-index", daemon=True)
+        self._builder.start()
+
+    def _update(self, store: Store, ids: np.ndarray, stamps: np.ndarray) -> bool:
+        """Apply the vectors written or removed since the last read; False if a full read is due."""
+        if self._path != str(store.path) or not len(self._ids):
+            return False
         old_ids, old_stamps = self._ids, self._stamps
         pos = np.minimum(np.searchsorted(old_ids, ids), len(old_ids) - 1)
         kept = (old_ids[pos] == ids) & (old_stamps[pos] == stamps)
         fresh = ids[~kept]
         if len(fresh) == 0 and int(kept.sum()) == len(old_ids):
-            return
+            return True
         dim = (self._floats if self._floats is not None else np.zeros((0, 0))).shape[1]
         if (
             len(fresh) * REBUILD_RATIO > len(ids)
@@ -177,8 +302,7 @@ class VectorIndex:
             or (self._bits is not None and len(ids) > 2 * self._built_size)
             or (self._floats is not None and len(ids) * dim * 4 > self.exact_bytes)
         ):
-            self._rebuild(store, ids, stamps)
-            return
+            return False
         # An image without a vector (a damaged library) is simply not searchable.
         found, vectors = store.vectors(fresh)
         fresh_stamps = stamps[~kept][np.isin(fresh, found)]
@@ -193,50 +317,16 @@ class VectorIndex:
             assert self._bits is not None and self._mean is not None and self._file is not None
             self._bits = np.concatenate([self._bits[take], _sign_bits(vectors, self._mean)])[order]
             self._rows = np.concatenate([self._rows[take], self._file.append(vectors)])[order]
+        return True
 
-    def _rebuild(self, store: Store, ids: np.ndarray, stamps: np.ndarray) -> None:
-        """Read every vector once, streaming: a million floats never sit in memory together."""
+    def _install(self, built: _Built) -> None:
+        """Search a fresh full read from now on (lock held)."""
         self.rebuilds += 1
         if self._file is not None:
             self._file.close()
-        self._floats = self._bits = self._mean = self._file = None
-        self._rows = np.zeros(0, dtype=np.int64)
-        id_parts: list[np.ndarray] = []
-        in_memory: list[np.ndarray] = []
-        file: _FloatFile | None = None
-        total: np.ndarray | None = None
-        count = 0
-        for chunk_ids, vecs in store.iter_vectors():
-            dim = vecs.shape[1]
-            id_parts.append(chunk_ids)
-            count += len(chunk_ids)
-            total = vecs.sum(axis=0, dtype=np.float64) + (0.0 if total is None else total)
-            if file is None and count * dim * 4 > self.exact_bytes:
-                file = _FloatFile(dim)
-                for part in in_memory:
-                    file.append(part)
-                in_memory = []
-            if file is None:
-                in_memory.append(vecs)
-            else:
-                file.append(vecs)
-        vec_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
-        order = np.argsort(vec_ids, kind="stable")
-        self._ids = vec_ids[order]
-        # Images and vectors are written together; align the stamps with the vectors read.
-        where = np.minimum(np.searchsorted(ids, self._ids), max(0, len(ids) - 1))
-        self._stamps = (
-            np.where(ids[where] == self._ids, stamps[where], -1.0) if len(ids) else np.zeros(len(self._ids))
-        )
-        self._built_size = count
-        if file is None:
-            if count:
-                self._floats = np.concatenate(in_memory)[order]
-            return
-        assert total is not None
-        self._mean = mean = (total / count).astype(np.float32)
-        bits = [_sign_bits(file.read_block(start, BUILD_BLOCK), mean) for start in range(0, count, BUILD_BLOCK)]
-        self._file, self._rows, self._bits = file, order.astype(np.int64), np.concatenate(bits)[order]
+        self._ids, self._stamps, self._rows = built.ids, built.stamps, built.rows
+        self._floats, self._bits, self._file, self._mean = built.floats, built.bits, built.file, built.mean
+        self._built_size = len(built.ids)
         _return_free_memory()
 
     # -- searching ----------------------------------------------------------
@@ -246,6 +336,18 @@ class VectorIndex:
     ) -> list[tuple[int, float]]:
         """The k nearest images by cosine similarity: (image id, similarity), best first."""
         self.sync(store)
+        return self._search(query, k, exclude)
+
+    def search_if_ready(
+        self, store: Store, query: np.ndarray, k: int, exclude: Iterable[int] = ()
+    ) -> list[tuple[int, float]] | None:
+        """Like search, but None rather than wait for a full read of a large library
+        (which then goes on in the background)."""
+        if not self.sync(store, wait=False):
+            return None
+        return self._search(query, k, exclude)
+
+    def _search(self, query: np.ndarray, k: int, exclude: Iterable[int]) -> list[tuple[int, float]]:
         skip = set(exclude)
         want = k + len(skip)
         query = np.asarray(query, dtype=np.float32).reshape(-1)

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from clipdesk import vectorindex
-from clipdesk.search import Searcher
+from clipdesk.library import Library, LibraryOptions
+from clipdesk.search import Query, Searcher
 from clipdesk.store import MAX_KNN, NewImage, Store
 from clipdesk.testing.colours import ColourEncoder
 from clipdesk.vectorindex import VectorIndex
+from conftest import COLOUR_MODEL
 
 DIM = 16
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -120,17 +131,18 @@ def test_commit_landing_while_the_index_reads_is_not_missed(
     index.search(store, target, 5)
     with Store(tmp_path / "lib.db") as writer:
         fill(writer, unit(rng.standard_normal((1, DIM))), start=50)  # makes the next search read
-        original = VectorIndex._sync
+        original = VectorIndex._update
         landed: list[int] = []
 
-        def sync_then_commit(self: VectorIndex, s: Store) -> None:
-            original(self, s)
+        def update_then_commit(self: VectorIndex, s: Store, ids: np.ndarray, stamps: np.ndarray) -> bool:
+            done = original(self, s, ids, stamps)
             if not landed:
                 landed.extend(fill(writer, target[None], start=100))
+            return done
 
-        monkeypatch.setattr(VectorIndex, "_sync", sync_then_commit)
+        monkeypatch.setattr(VectorIndex, "_update", update_then_commit)
         index.search(store, target, 1)
-        monkeypatch.setattr(VectorIndex, "_sync", original)
+        monkeypatch.setattr(VectorIndex, "_update", original)
     assert index.search(store, target, 1)[0][0] == landed[0]
 
 
@@ -177,3 +189,45 @@ def test_library_search_same_with_and_without_index(photos: Path, db_path: Path)
         (round(h.score, 4), h.path) for h in without
     )
     assert "red" in with_index[0].path
+
+
+def test_a_large_library_is_read_in_the_background_while_searches_go_on(
+    db_path: Path, photos: Path
+) -> None:
+    # The first search of a large library must not wait seconds for the index:
+    # sqlite-vec answers (same ranking) while the index is read on its own thread.
+    with Library(LibraryOptions(db_path, model=COLOUR_MODEL)) as lib:
+        lib.index([str(photos)])
+        assert lib.vector_index is not None
+        lib.vector_index.exact_bytes = 0  # "large": binary mode
+        first = lib.search(Query(texts=("red",), limit=3))
+        wait_until(lambda: not lib.vector_index.building)
+        assert lib.vector_index.rebuilds == 1 and not lib.vector_index.exact
+        later = lib.search(Query(texts=("red",), limit=3))
+    assert sorted(Path(h.path).stem for h in first) == ["red1", "red2", "red3"]
+    # The three reds tie, so only their order among themselves may differ.
+    assert sorted(h.image_id for h in later) == sorted(h.image_id for h in first)
+    assert [h.score for h in later] == pytest.approx([h.score for h in first], abs=1e-5)
+
+
+def test_closing_stops_a_background_read_promptly(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(store, unit(np.random.default_rng(8).standard_normal((40, DIM))))
+    started, release = threading.Event(), threading.Event()
+    real = Store.iter_vectors
+
+    def slow(self: Store, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for chunk in real(self, batch):
+            started.set()
+            release.wait(10)  # a read that would take long
+            yield chunk
+
+    monkeypatch.setattr(Store, "iter_vectors", slow)
+    index = VectorIndex(exact_bytes=0)
+    assert index.search_if_ready(store, unit(np.ones(DIM)), 5) is None
+    assert started.wait(5) and index.building
+    threading.Timer(0.2, release.set).start()
+    t0 = time.monotonic()
+    index.close()
+    assert time.monotonic() - t0 < 5 and not index.building and index.rebuilds == 0
