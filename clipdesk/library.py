@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -62,6 +63,10 @@ def check_folders(paths: Sequence[str]) -> None:
             raise ClipdeskError(f"No folder at {path}.")
         if not os.path.isdir(path):
             raise ClipdeskError(f"{path} is a file; give a folder of photos.")
+
+
+PhotoOrder = Literal["name", "newest", "oldest"]
+PHOTO_ORDERS: tuple[PhotoOrder, ...] = ("name", "newest", "oldest")
 
 
 class Library:
@@ -177,12 +182,16 @@ class Library:
         self.check_model()
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
-    def all_photos(self) -> HitList:
-        """Every photo in the library, by path ignoring case (what a browser shows unsearched)."""
+    def all_photos(self, order: PhotoOrder = "name") -> HitList:
+        """Every photo in the library (what a browser shows unsearched): by path ignoring
+        case, or by date taken (else modified), newest or oldest first."""
+        if order != "name":
+            ids, paths = self.store.ids_and_paths(by_date=True)
+            return HitList(ids[::-1], paths[::-1]) if order == "newest" else HitList(ids, paths)
         ids, paths = self.store.ids_and_paths()
         lowered = [p.lower() for p in paths]
-        order = sorted(range(len(paths)), key=lowered.__getitem__)
-        return HitList(ids[order], [paths[i] for i in order])
+        ranked = sorted(range(len(paths)), key=lowered.__getitem__)
+        return HitList(ids[ranked], [paths[i] for i in ranked])
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:

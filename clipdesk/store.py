@@ -431,9 +431,19 @@ class Store:
             from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
         }
 
-    def ids_and_paths(self) -> tuple[np.ndarray, list[str]]:
-        """Every image's id and path, in no particular order."""
-        rows = self._query("SELECT id, path FROM images")
+    def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
+        """Every image's id and path: in no particular order, or oldest first.
+
+        An image's date is when it was taken (EXIF), else when its file was last
+        modified, both as local time, as a camera writes them.
+        """
+        order = (
+            " ORDER BY coalesce(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1000000000,"
+            " 'unixepoch', 'localtime')), path"
+            if by_date
+            else ""
+        )
+        rows = self._query("SELECT id, path FROM images" + order)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         return ids, [from_db(r[1]) for r in rows]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from clipdesk.hitlist import HitList
 from clipdesk.library import Library, LibraryOptions
@@ -43,3 +46,28 @@ def test_all_photos_lists_every_photo_by_name_ignoring_case(db_path: Path, tmp_p
         "other/z.jpg", "photos/A.jpg", "photos/a2.jpg", "photos/b.jpg", "photos/sub/c.png",
     ]
     assert len(set(listed.ids.tolist())) == 5
+
+
+def _jpeg_taken(path: Path, when: str) -> Path:
+    """A photo whose EXIF says when it was taken ("YYYY:MM:DD HH:MM:SS")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0132] = when
+    Image.new("RGB", (32, 24), (200, 0, 0)).save(path, exif=exif.tobytes())
+    return path
+
+
+def test_all_photos_by_date_taken_else_modified(db_path: Path, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _jpeg_taken(root / "b-2015.jpg", "2015:06:01 12:00:00")
+    _jpeg_taken(root / "a-2021.jpg", "2021:06:01 12:00:00")
+    for name, year in [("c-2018.png", 2018), ("d-2023.png", 2023)]:
+        path = make_photo(root / name, "blue")
+        when = datetime(year, 6, 1, 12).timestamp()  # no EXIF: the file's date counts
+        os.utime(path, (when, when))
+    with Library(LibraryOptions(db_path, model=COLOUR_MODEL)) as lib:
+        lib.index([str(root)])
+        newest = [Path(p).name for p in lib.all_photos("newest").paths]
+        oldest = [Path(p).name for p in lib.all_photos("oldest").paths]
+    assert newest == ["d-2023.png", "a-2021.jpg", "c-2018.png", "b-2015.jpg"]
+    assert oldest == newest[::-1]

@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         page = ResultsPage(
             self.model, self.loader,
             relevance=self.settings.relevance, thumbnail_size=self.settings.thumbnail_size,
+            order=self.settings.photo_order,
         )
         # Short names for the parts (tests, benchmarks and the screenshot mode use them).
         self.search_box, self.examples_button = page.search_box, page.examples_button
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         self.search_box.images_dropped.connect(self.add_examples)
         self.examples_button.clicked.connect(self.clear_examples)
         page.empty_add.clicked.connect(self.choose_folder)
+        page.order.currentIndexChanged.connect(lambda _: self.run_search())
         self.view.customContextMenuRequested.connect(self._context_menu)
         # activated: a double-click (or the platform's single click) and Enter; both open.
         self.view.activated.connect(self._open_index)
@@ -289,6 +291,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.settings.thumbnail_size = self.size_slider.value()
         self.settings.relevance = self.relevance.value()
+        self.settings.photo_order = self.page.photo_order()
         self.settings.labels = self.classify_panel.labels_edit.text()
         settings_io.save(self.qsettings, self.settings)
         self.qsettings.setValue("window/geometry", self.saveGeometry())
@@ -517,7 +520,10 @@ class MainWindow(QMainWindow):
             self._show_hits(serial, hits, browsing, keep_place)
 
         if browsing:
-            self._search_call = self.worker.call(Library.all_photos, show, self._failed_call("Listing photos"))
+            order = self.page.photo_order()
+            self._search_call = self.worker.call(
+                lambda library: library.all_photos(order), show, self._failed_call("Listing photos")
+            )
         else:
             self._search_call = self.worker.call(
                 lambda library: search_library(library, query), show, self._failed_call("Search")

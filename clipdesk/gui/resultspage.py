@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..library import PHOTO_ORDERS, PhotoOrder
 from .delegate import ThumbnailDelegate
 from .notice import Notice
 from .resultsmodel import ResultsModel
@@ -27,13 +29,20 @@ from .searchbox import SearchBox
 from .thumbnails import ThumbnailLoader
 
 GRID_BATCH = 500  # rows laid out per step, so a library-sized grid never freezes the window
+ORDER_NAMES = {"name": "Name", "newest": "Newest first", "oldest": "Oldest first"}
 
 
 class ResultsPage(QWidget):
     """Search row, notice, count and sliders, and a stack of the results grid and the empty state."""
 
     def __init__(
-        self, model: ResultsModel, loader: ThumbnailLoader, *, relevance: int, thumbnail_size: int
+        self,
+        model: ResultsModel,
+        loader: ThumbnailLoader,
+        *,
+        relevance: int,
+        thumbnail_size: int,
+        order: PhotoOrder = "name",
     ) -> None:
         super().__init__()
         self.model = model
@@ -61,12 +70,23 @@ class ResultsPage(QWidget):
         self.size_slider.setAccessibleName("Thumbnail size")
         self.size_slider.valueChanged.connect(self._size_changed)
         self.count_label = QLabel()
+        # Without a search the grid shows every photo, in the order chosen here.
+        self.order = QComboBox()
+        for key in PHOTO_ORDERS:
+            self.order.addItem(ORDER_NAMES[key], key)
+        self.order.setCurrentIndex(PHOTO_ORDERS.index(order))
+        self.order.setToolTip("The order of your photos while nothing is searched")
+        self.order.setAccessibleName("Sort photos")
 
         top = QHBoxLayout()
         top.addWidget(self.search_box, 1)
         top.addWidget(self.examples_button)
         controls = QHBoxLayout()
         controls.addWidget(self.count_label, 1)
+        self._order_label = QLabel("Sort:")
+        controls.addWidget(self._order_label)
+        controls.addWidget(self.order)
+        controls.addSpacing(12)
         relevance_label, size_label = QLabel("Relevance:"), QLabel("Size:")
         controls.addWidget(relevance_label)
         controls.addWidget(self.relevance)
@@ -74,6 +94,9 @@ class ResultsPage(QWidget):
         controls.addWidget(size_label)
         controls.addWidget(self.size_slider)
         self._result_controls = (self.count_label, relevance_label, self.relevance, size_label, self.size_slider)
+        self._relevance_controls = (relevance_label, self.relevance)
+        self._empty = False
+        self._browsing = True
 
         self.view = self._build_grid(loader)
         self.empty, self.empty_add = self._build_empty_state()
@@ -88,6 +111,7 @@ class ResultsPage(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.pages, 1)
         self.pages.setCurrentWidget(self.view)
+        self._show_controls()
 
     def _build_grid(self, loader: ThumbnailLoader) -> QListView:
         view = QListView()
@@ -138,14 +162,28 @@ class ResultsPage(QWidget):
         self.view.setIconSize(QSize(value, value))  # makes the view lay its grid out again
         self.view.doItemsLayout()
 
+    def photo_order(self) -> PhotoOrder:
+        return PHOTO_ORDERS[max(0, self.order.currentIndex())]
+
     def show_empty_state(self, empty: bool) -> None:
         """The first-run page instead of the grid (no folders, nothing to show)."""
+        self._empty = empty
         self.pages.setCurrentWidget(self.empty if empty else self.view)
+        self._show_controls()
+
+    def _show_controls(self) -> None:
+        # Sorting applies to the unsearched grid, relevance to search results.
         for widget in self._result_controls:
-            widget.setVisible(not empty)
+            idle = self._browsing and widget in self._relevance_controls
+            widget.setVisible(not self._empty and not idle)
+        self._order_label.setVisible(not self._empty and self._browsing)
+        self.order.setVisible(not self._empty and self._browsing)
 
     def show_count(self, *, browsing: bool, has_photos: bool) -> None:
         """The line above the grid: how many photos or matches, and whether some are hidden."""
+        if browsing != self._browsing:
+            self._browsing = browsing
+            self._show_controls()
         shown, total = self.model.rowCount(), self.model.total
         if browsing:
             text = f"{total:,} photos" if total else ""

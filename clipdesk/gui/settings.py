@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 from PySide6.QtCore import QSettings
 
+from ..library import PHOTO_ORDERS, PhotoOrder
 from .thumbnails import DEFAULT_CACHE_MB
 
 ORGANISATION = "clipdesk"
 APPLICATION = "clipdesk"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,6 +29,7 @@ class AppSettings:
     start_watching: bool = True
     thumbnail_size: int = 160
     relevance: int = 0  # percent; 0 shows every match
+    photo_order: PhotoOrder = "name"  # the unsearched grid: by name, newest or oldest first
     label_sets: dict[str, list[str]] = field(default_factory=dict)
     labels: str = "cat, dog, bird"
 
@@ -49,6 +53,10 @@ def _bool(value: object, default: bool) -> bool:
     return default
 
 
+def _choice(value: object, choices: tuple[T, ...], default: T) -> T:
+    return next((c for c in choices if c == value), default)
+
+
 def load(store: QSettings) -> AppSettings:
     """Read settings; anything missing or garbled falls back to its default."""
     d = AppSettings()
@@ -66,6 +74,7 @@ def load(store: QSettings) -> AppSettings:
         start_watching=_bool(store.value("folders/start_watching", d.start_watching), d.start_watching),
         thumbnail_size=min(512, max(64, _int(store.value("view/thumbnail_size", d.thumbnail_size), d.thumbnail_size))),
         relevance=min(100, max(0, _int(store.value("view/relevance", d.relevance), d.relevance))),
+        photo_order=_choice(store.value("view/order", d.photo_order), PHOTO_ORDERS, d.photo_order),
         label_sets=label_sets,
         labels=str(store.value("classify/labels", d.labels)),
     )
@@ -80,6 +89,7 @@ def save(store: QSettings, settings: AppSettings) -> None:
     store.setValue("folders/start_watching", values["start_watching"])
     store.setValue("view/thumbnail_size", values["thumbnail_size"])
     store.setValue("view/relevance", values["relevance"])
+    store.setValue("view/order", values["photo_order"])
     store.setValue("classify/label_sets", json.dumps(values["label_sets"]))
     store.setValue("classify/labels", values["labels"])
     store.sync()

@@ -109,3 +109,31 @@ def test_a_refresh_after_background_changes_keeps_the_selection(qtbot, make_wind
     assert window.model.rowCount() == 9
     assert window.model.hit(window.view.currentIndex().row()).image_id == chosen.image_id
     wait_idle(qtbot, window)
+
+
+def test_unsearched_photos_can_be_sorted_newest_first(qtbot, make_window, tmp_path, db_path):
+    import os
+    from datetime import datetime
+
+    root = tmp_path / "photos"
+    for name, year in [("red", 2019), ("green", 2023), ("blue", 2021)]:
+        path = photo(root / f"{name}.png", name)
+        when = datetime(year, 1, 1).timestamp()
+        os.utime(path, (when, when))
+    index(db_path, root)
+    window = make_window()
+    window.show()
+    wait_idle(qtbot, window)
+    assert [colour_of(p) for p in row_paths(window)] == ["blue", "green", "red"]  # by name
+    assert window.page.order.isVisibleTo(window) and not window.relevance.isVisibleTo(window)
+
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.page.order.setCurrentIndex(window.page.order.findData("newest"))
+    assert [colour_of(p) for p in row_paths(window)] == ["green", "blue", "red"]
+
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        qtbot.keyClicks(window.search_box, "red")  # a search ranks by relevance instead
+    assert colour_of(row_paths(window)[0]) == "red"
+    assert window.relevance.isVisibleTo(window) and not window.page.order.isVisibleTo(window)
+    window.shutdown()
+    assert make_window().page.photo_order() == "newest"  # remembered

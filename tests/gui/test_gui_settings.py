@@ -13,7 +13,8 @@ from clipdesk.models import KNOWN_MODELS
 def test_settings_round_trip_and_survive_garbage(qsettings: QSettings, tmp_path):
     wanted = AppSettings(model=KNOWN_MODELS["ViT-B/16"], device="cpu", batch_size=16,
                          thumbnail_cache_mb=64, start_watching=False, thumbnail_size=200,
-                         relevance=40, label_sets={"pets": ["cat", "dog"]}, labels="a, b")
+                         relevance=40, photo_order="newest", label_sets={"pets": ["cat", "dog"]},
+                         labels="a, b")
     settings_io.save(qsettings, wanted)
     again = QSettings(qsettings.fileName(), QSettings.Format.IniFormat)
     assert settings_io.load(again) == wanted
@@ -21,8 +22,10 @@ def test_settings_round_trip_and_survive_garbage(qsettings: QSettings, tmp_path)
     again.setValue("model/device", "quantum")
     again.setValue("model/batch_size", "lots")
     again.setValue("classify/label_sets", "{not json")
+    again.setValue("view/order", "sideways")
     loaded = settings_io.load(again)
     assert (loaded.device, loaded.batch_size, loaded.label_sets) == ("auto", 0, {})
+    assert loaded.photo_order == "name"
 
 
 def test_dialog_offers_known_models_and_custom_folders(qtbot, tmp_path):
