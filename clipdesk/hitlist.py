@@ -20,7 +20,7 @@ class HitList(Sequence[Hit]):
 
     def __init__(self, ids: np.ndarray, paths: Sequence[str], scores: np.ndarray | None = None) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
-        self.paths = paths
+        self.paths: list[str] = paths if isinstance(paths, list) else list(paths)
         self.scores = (
             np.zeros(len(self.ids), dtype=np.float64)
             if scores is None
@@ -65,7 +65,7 @@ class HitList(Sequence[Hit]):
             or len(self) == len(other)
             and bool(np.array_equal(self.ids, other.ids))
             and bool(np.array_equal(self.scores, other.scores))
-            and list(self.paths) == list(other.paths)
+            and self.paths == other.paths
         )
 
     def at_least(self, cutoff: float) -> HitList:

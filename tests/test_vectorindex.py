@@ -108,12 +108,18 @@ def test_follows_inserts_replacements_and_deletions(store: Store, exact_bytes: i
     assert len(index) == 50
 
 
-def test_sees_commits_of_other_connections(store: Store, tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
+def searched_once(store: Store, rng: np.random.Generator) -> tuple[VectorIndex, np.ndarray]:
+    """An index over 20 random photos that has answered one search, and a query unlike them."""
     fill(store, unit(rng.standard_normal((20, DIM))))
     index = VectorIndex()
     target = unit(rng.standard_normal(DIM))
     index.search(store, target, 5)
+    return index, target
+
+
+def test_sees_commits_of_other_connections(store: Store, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    index, target = searched_once(store, rng)
     with Store(tmp_path / "lib.db") as writer:
         (new_id,) = fill(writer, target[None], start=100)
     assert index.search(store, target, 1)[0][0] == new_id
@@ -125,10 +131,7 @@ def test_commit_landing_while_the_index_reads_is_not_missed(
     # Another connection commits just after the index took its snapshot: the next
     # search must notice, or the new photo stays unsearchable until some later commit.
     rng = np.random.default_rng(6)
-    fill(store, unit(rng.standard_normal((20, DIM))))
-    index = VectorIndex()
-    target = unit(rng.standard_normal(DIM))
-    index.search(store, target, 5)
+    index, target = searched_once(store, rng)
     with Store(tmp_path / "lib.db") as writer:
         fill(writer, unit(rng.standard_normal((1, DIM))), start=50)  # makes the next search read
         original = VectorIndex._update

@@ -54,6 +54,7 @@ def _bool(value: object, default: bool) -> bool:
 
 
 def _choice(value: object, choices: tuple[T, ...], default: T) -> T:
+    """The stored value if it is one of the choices, else the default."""
     return next((c for c in choices if c == value), default)
 
 
@@ -65,10 +66,9 @@ def load(store: QSettings) -> AppSettings:
         label_sets = {str(k): [str(x) for x in v] for k, v in sets.items() if isinstance(v, list)}
     except (ValueError, AttributeError):
         label_sets = {}
-    device = str(store.value("model/device", d.device))
     return AppSettings(
         model=str(store.value("model/id", d.model) or ""),
-        device=device if device in DEVICES else d.device,
+        device=_choice(store.value("model/device", d.device), DEVICES, d.device),
         batch_size=max(0, _int(store.value("model/batch_size", d.batch_size), d.batch_size)),
         thumbnail_cache_mb=max(16, _int(store.value("cache/thumbnail_mb", d.thumbnail_cache_mb), d.thumbnail_cache_mb)),
         start_watching=_bool(store.value("folders/start_watching", d.start_watching), d.start_watching),
