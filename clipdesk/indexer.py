@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -25,7 +25,7 @@ from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import display
-from .scanner import FileStat, scan, stat_file
+from .scanner import FileStat, is_gone, scan, stat_file
 from .store import ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
@@ -196,13 +196,14 @@ class Indexer:
                     )
                 )
                 continue
-            for stat in scan(root, on_error=lambda p, e: report.failed.append(Failure(p, e))):
+            unreadable: dict[str, str] = {}
+            for stat in scan(root, on_error=unreadable.__setitem__):
                 state = known.pop(stat.path, None)
                 if state is not None and state.size == stat.size and state.mtime_ns == stat.mtime_ns:
                     report.unchanged += 1
                 else:
                     jobs.append(Job(stat, folder.id, state))
-            missing.update(known)
+            missing.update(_keep_unreadable(known, unreadable, report))
         self._run(jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
@@ -254,7 +255,7 @@ class Indexer:
         gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
         for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
             for path, known in states[gone_folder].items():
-                if _under_any(path, gone_set) and stat_file(path) is None:
+                if _under_any(path, gone_set) and is_gone(path):
                     missing[path] = known
         jobs = []
         for path in dict.fromkeys(changed):
@@ -264,7 +265,7 @@ class Indexer:
             state = states[folder_id].get(path)
             stat = stat_file(path)
             if stat is None:
-                if state is not None:
+                if state is not None and is_gone(path):
                     missing[path] = state
             elif (
                 not rehash
@@ -529,6 +530,37 @@ def _is_empty_dir(path: str) -> bool:
         return False
 
 
+def _keep_unreadable(
+    unseen: dict[str, ImageState], unreadable: dict[str, str], report: IndexReport
+) -> dict[str, ImageState]:
+    """The unseen photos that are really gone; those in a folder or file that could
+    not be read are kept (like an unplugged drive's), and the folder is reported."""
+    kept: dict[str, int] = dict.fromkeys(unreadable, 0)
+    gone = {}
+    for path, state in unseen.items():
+        where = _first_ancestor_in(path, unreadable)
+        if where is None:
+            gone[path] = state
+        else:
+            kept[where] += 1
+    for path, reason in unreadable.items():
+        count = kept[path]
+        note = f"; its {count} photos were kept" if count > 1 else "; its photo was kept" if count else ""
+        report.failed.append(Failure(path, reason + note))
+    return gone
+
+
+def _first_ancestor_in(path: str, roots: Container[str]) -> str | None:
+    """Path itself or its nearest ancestor that is in roots, if any."""
+    while True:
+        if path in roots:
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
 def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
     return NewImage(
         folder_id=item.job.folder_id,
@@ -544,13 +576,7 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
 
 def _under_any(path: str, roots: set[str]) -> bool:
     """True if path is one of roots or lies below one of them."""
-    while True:
-        if path in roots:
-            return True
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
+    return _first_ancestor_in(path, roots) is not None
 
 
 def remove_missing(store: Store, paths: Iterable[str]) -> int:

@@ -23,7 +23,7 @@ class FileStat:
 
 
 ScanError = Callable[[str, str], None]
-"""Called with (path, reason) for a folder or file that could not be read."""
+"""Called with (path, reason) for a folder or file that is there but could not be read."""
 
 
 def is_candidate(name: str, suffixes: frozenset[str]) -> bool:
@@ -34,7 +34,12 @@ def is_candidate(name: str, suffixes: frozenset[str]) -> bool:
 
 
 def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
-    """Every image file below root (recursively), in a stable order."""
+    """Every image file below root (recursively), in a stable order.
+
+    A folder or file that is there but cannot be read (permissions, an I/O error)
+    goes to on_error: its photos are not known to be gone. One deleted during the
+    scan is simply not there.
+    """
     suffixes = supported_suffixes()
     stack = [root]
     while stack:
@@ -42,6 +47,12 @@ def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            if folder != root:
+                continue  # deleted or replaced since its parent was listed
+            if on_error is not None:
+                on_error(folder, "cannot read folder: it is no longer there")
+            continue
         except OSError as exc:
             if on_error is not None:
                 on_error(folder, f"cannot read folder: {exc.strerror or exc}")
@@ -58,7 +69,9 @@ def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
                 elif entry.is_file(follow_symlinks=False) and is_candidate(entry.name, suffixes):
                     st = entry.stat(follow_symlinks=False)
                     yield FileStat(entry.path, st.st_size, st.st_mtime_ns)
-            except OSError as exc:  # vanished or unreadable between listing and stat
+            except FileNotFoundError:
+                continue  # deleted between listing and stat
+            except OSError as exc:
                 if on_error is not None:
                     on_error(entry.path, f"cannot read: {exc.strerror or exc}")
         stack.extend(reversed(subfolders))
@@ -73,3 +86,15 @@ def stat_file(path: str) -> FileStat | None:
     if not stat_mod.S_ISREG(st.st_mode):
         return None
     return FileStat(path, st.st_size, st.st_mtime_ns)
+
+
+def is_gone(path: str) -> bool:
+    """True if no file is at path any more; False if one is, or if that cannot be told
+    (a folder on the way that cannot be read, an I/O error): its photo is then kept."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return not stat_mod.S_ISREG(st.st_mode)
