@@ -423,12 +423,15 @@ class Indexer:
                 self._write_known_content(item, missing_by_hash, known_hashes, claimed, report)
             for item, vector in encoded:
                 assert item.info is not None
-                record = _new_image(item, item.info)
-                if item.job.existing is not None:
-                    self.store.replace_image(item.job.existing.id, record, vector)
-                else:
-                    self.store.insert_image(record, vector)
-                report.indexed += 1
+                if self._save(item.job.existing, _new_image(item, item.info), vector):
+                    report.indexed += 1
+
+    def _save(self, existing: ImageState | None, record: NewImage, vector: np.ndarray) -> bool:
+        """Write one image (the store settles races with other processes); False if
+        its folder left the library meanwhile."""
+        if existing is not None:
+            return self.store.replace_image(existing.id, record, vector) is not None
+        return self.store.insert_image(record, vector) is not None
 
     def _write_known_content(
         self,
@@ -440,8 +443,14 @@ class Indexer:
     ) -> None:
         """Content we already have a vector for: touched, moved, or a copy of another photo."""
         job = item.job
-        if job.existing is not None and job.existing.hash == item.hash:
-            self.store.update_file(job.existing.id, job.stat.path, job.folder_id, item.size, item.mtime_ns)
+        # update_file is False when another process removed the image meanwhile:
+        # the file is then added below like any other.
+        existing = job.existing
+        if (
+            existing is not None
+            and existing.hash == item.hash
+            and self.store.update_file(existing.id, job.stat.path, job.folder_id, item.size, item.mtime_ns)
+        ):
             report.unchanged += 1
             return
         moved_from = missing_by_hash.pop(item.hash, None)
@@ -450,10 +459,12 @@ class Indexer:
         if moved_from is not None:
             if job.existing is not None:
                 self.store.delete_images([job.existing.id])
-            self.store.update_file(moved_from.id, job.stat.path, job.folder_id, item.size, item.mtime_ns)
-            claimed.add(moved_from.id)
-            report.moved += 1
-            return
+            if self.store.update_file(
+                moved_from.id, job.stat.path, job.folder_id, item.size, item.mtime_ns
+            ):
+                claimed.add(moved_from.id)
+                report.moved += 1
+                return
         source = known_hashes.get(item.hash)
         record = self.store.image(source) if source is not None else None
         if record is None or record.hash != item.hash:
@@ -469,12 +480,8 @@ class Indexer:
             vector, info = encoded
         else:
             info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
-        new = _new_image(item, info)
-        if job.existing is not None:
-            self.store.replace_image(job.existing.id, new, vector)
-        else:
-            self.store.insert_image(new, vector)
-        report.indexed += 1
+        if self._save(job.existing, _new_image(item, info), vector):
+            report.indexed += 1
 
     def _encode_now(
         self, item: Prepared, report: IndexReport

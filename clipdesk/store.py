@@ -335,17 +335,22 @@ class Store:
 
     def bind_model(self, model_id: str, dim: int, *, reindex: bool = False) -> None:
         """Record the model for this library; refuse another unless reindex drops the old vectors."""
-        current = self.model()
-        if current == ModelInfo(model_id, dim):
+        if self.model() == ModelInfo(model_id, dim):
             return
-        # A library with no images yet (e.g. its first model failed to load) may switch freely.
-        if current is not None and not reindex and self.count_images() > 0:
-            raise ModelMismatch(
-                f"This library was indexed with the model '{current.model_id}', not "
-                f"'{model_id}'. Use --model {current.model_id}, or re-index with "
-                f"`clipdesk index --reindex --model {model_id}`."
-            )
         with self.write():
+            # Decide under the write lock: another process may have bound a model and
+            # indexed with it since we looked, and its work must not be dropped.
+            current = self.model()
+            if current == ModelInfo(model_id, dim):
+                self._vec_dim = int(dim)
+                return
+            # A library with no images yet (e.g. its first model failed to load) may switch freely.
+            if current is not None and not reindex and self.count_images() > 0:
+                raise ModelMismatch(
+                    f"This library was indexed with the model '{current.model_id}', not "
+                    f"'{model_id}'. Use --model {current.model_id}, or re-index with "
+                    f"`clipdesk index --reindex --model {model_id}`."
+                )
             self.conn.execute("DROP TRIGGER IF EXISTS images_drop_vector")
             self.conn.execute("DROP TABLE IF EXISTS vectors")
             # Images whose vectors came from another model must be encoded again.
@@ -393,17 +398,19 @@ class Store:
         if covering is not None:
             return covering
         with self.write():
-            self.conn.execute(
-                "INSERT INTO folders(path, added_at) VALUES (?, ?)", (to_db(path), time.time())
-            )
-            new_id = self.conn.last_insert_rowid()
-            for folder in self.folders():
-                if folder.id != new_id and _is_within(folder.path, path):
-                    self.conn.execute(
-                        "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
-                    )
-                    self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
-        added = self.folder_by_path(path)
+            # Look again under the write lock: another process may have added it meanwhile.
+            if self.folder_containing(path) is None:
+                self.conn.execute(
+                    "INSERT INTO folders(path, added_at) VALUES (?, ?)", (to_db(path), time.time())
+                )
+                new_id = self.conn.last_insert_rowid()
+                for folder in self.folders():
+                    if folder.id != new_id and _is_within(folder.path, path):
+                        self.conn.execute(
+                            "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
+                        )
+                        self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+        added = self.folder_containing(path)
         assert added is not None
         return added
 
@@ -487,13 +494,22 @@ class Store:
 
     # The writers below expect to run inside `with store.write():`.
 
-    def insert_image(self, image: NewImage, vector: np.ndarray) -> int:
+    def insert_image(self, image: NewImage, vector: np.ndarray) -> int | None:
+        """Add an image, or replace the one at its path (another process may have added
+        it since we looked); None if its folder has left the library meanwhile."""
+        path = to_db(image.path)
+        if not self._folder_exists(image.folder_id):
+            return None
+        holder = self._scalar("SELECT id FROM images WHERE path = ?", (path,))
+        if holder is not None:
+            self._overwrite(int(holder), image, vector)
+            return int(holder)
         self.conn.execute(
             "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
             "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 image.folder_id,
-                to_db(image.path),
+                path,
                 image.size,
                 image.mtime_ns,
                 image.hash,
@@ -510,8 +526,20 @@ class Store:
         )
         return int(image_id)
 
-    def replace_image(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
-        """New content at a known path: new facts and a new vector, same id."""
+    def replace_image(self, image_id: int, image: NewImage, vector: np.ndarray) -> int | None:
+        """New content at a known path: new facts and a new vector, same id.
+
+        If another process removed that image meanwhile, the image is added again
+        (see insert_image); returns its id, or None if its folder is gone.
+        """
+        if not self._folder_exists(image.folder_id):
+            return None
+        if self._scalar("SELECT path FROM images WHERE id = ?", (image_id,)) != to_db(image.path):
+            return self.insert_image(image, vector)
+        self._overwrite(image_id, image, vector)
+        return image_id
+
+    def _overwrite(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
         self.conn.execute(
             "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
             "height = ?, taken_at = ?, indexed_at = ? WHERE id = ?",
@@ -532,12 +560,26 @@ class Store:
             "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)", (image_id, _blob(vector))
         )
 
-    def update_file(self, image_id: int, path: str, folder_id: int, size: int, mtime_ns: int) -> None:
-        """A file moved, renamed or touched without its content changing: the vector stays."""
+    def update_file(self, image_id: int, path: str, folder_id: int, size: int, mtime_ns: int) -> bool:
+        """A file moved, renamed or touched without its content changing: the vector stays.
+
+        False if another process removed the image or its folder meanwhile (nothing
+        changed). A row another process added at the new path meanwhile gives way.
+        """
+        if not self._folder_exists(folder_id):
+            return False
+        if self._scalar("SELECT 1 FROM images WHERE id = ?", (image_id,)) is None:
+            return False
+        self.conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (to_db(path), image_id))
         self.conn.execute(
             "UPDATE images SET path = ?, folder_id = ?, size = ?, mtime_ns = ? WHERE id = ?",
             (to_db(path), folder_id, size, mtime_ns, image_id),
         )
+        return True
+
+    def _folder_exists(self, folder_id: int) -> bool:
+        # `forget` in another process may have dropped it since this one planned its work.
+        return self._scalar("SELECT 1 FROM folders WHERE id = ?", (folder_id,)) is not None
 
     def delete_images(self, ids: Iterable[int]) -> None:
         # The images_drop_vector trigger removes their vectors too.

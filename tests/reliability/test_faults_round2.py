@@ -19,7 +19,14 @@ from clipdesk.indexer import Indexer
 from clipdesk.store import Store
 from clipdesk.testing.colours import ColourEncoder
 
-from .helpers import COLOUR_MODEL, clipdesk_argv, clipdesk_env, read_library, run_clipdesk
+from .helpers import (
+    COLOUR_MODEL,
+    check_library_matches,
+    clipdesk_argv,
+    clipdesk_env,
+    read_library,
+    run_clipdesk,
+)
 
 
 def _photo(path: Path, colour: tuple[int, int, int], fmt: str | None = None) -> Path:
@@ -179,3 +186,128 @@ def test_unreadable_folder_without_root_privileges(
     )
     report = json.loads(again.stdout)
     assert (report["encoded"], report["unchanged"], report["failed"]) == (0, 5, [])
+
+
+# -- 10. two writers at once ----------------------------------------------------------
+
+
+def _index_with_interruption(db: Path, root: Path, meanwhile: Any) -> Any:
+    """Index root; once the run has planned its work, `meanwhile(other_store)` runs in
+    another connection (as another process would) before anything is written."""
+    done = False
+
+    def progress(p: Any) -> None:
+        nonlocal done
+        if p.phase == "indexing" and not done:
+            done = True
+            with Store(db) as other:
+                meanwhile(other)
+
+    with Store(db) as store:
+        return Indexer(store, ColourEncoder(), workers=2, progress=progress).index([str(root)])
+
+
+def test_two_runs_on_the_same_new_files(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _album(root)
+    db = tmp_path / "lib.db"
+
+    def index_them_too(other: Store) -> None:
+        Indexer(other, ColourEncoder(), workers=2).index([str(root)])
+
+    report = _index_with_interruption(db, root, index_them_too)
+    assert report.failed == [] and report.indexed == 5
+    check_library_matches(db, root)
+
+    # The same race for edited files: both runs see them as changed.
+    for path in (root / "a.jpg", root / "locked" / "l0.jpg"):
+        _photo(path, (250, 250, 0))
+    report = _index_with_interruption(db, root, index_them_too)
+    assert report.failed == [] and report.indexed == 2
+    check_library_matches(db, root)
+
+
+def test_forget_during_index(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _album(root)
+    db = tmp_path / "lib.db"
+    report = _index_with_interruption(db, root, lambda other: other.remove_folder(str(root)))
+    assert report.failed == [] and report.indexed == 0
+    contents = read_library(db)
+    assert contents.rows == [] and contents.vector_ids == 0 and contents.integrity == "ok"
+
+    # Forgotten while a run moves and edits photos it knew.
+    with Store(db) as store:
+        Indexer(store, ColourEncoder(), workers=2).index([str(root)])
+    (root / "b.jpg").rename(root / "b-moved.jpg")
+    _photo(root / "a.jpg", (250, 250, 0))
+    report = _index_with_interruption(db, root, lambda other: other.remove_folder(str(root)))
+    assert report.failed == [] and (report.indexed, report.moved) == (0, 0)
+    contents = read_library(db)
+    assert contents.rows == [] and contents.vector_ids == 0 and contents.integrity == "ok"
+
+
+def test_a_photo_removed_by_another_process_while_it_was_touched(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _album(root)
+    db = tmp_path / "lib.db"
+    with Store(db) as store:
+        Indexer(store, ColourEncoder(), workers=2).index([str(root)])
+    os.utime(root / "a.jpg", ns=(10**18, 10**18))  # touched: same content
+
+    def drop_it(other: Store) -> None:
+        with other.write():
+            assert other.delete_image_at(str(root / "a.jpg"))
+
+    report = _index_with_interruption(db, root, drop_it)
+    assert report.failed == [] and report.indexed == 1
+    check_library_matches(db, root)
+
+
+def test_two_index_processes_on_the_same_new_files(tmp_path: Path) -> None:
+    import random
+
+    from .helpers import random_colour
+
+    root = tmp_path / "photos"
+    rng = random.Random(10)
+    for i in range(400):
+        _photo(root / f"p{i:04d}.jpg", random_colour(rng))
+    env = clipdesk_env(tmp_path / "data")
+    db = tmp_path / "data" / "library.db"
+    argv = clipdesk_argv("index", str(root), "--model", COLOUR_MODEL, "--batch-size", "4")
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs):
+        assert "Traceback" not in err, err
+        assert proc.returncode == 0, err
+    check_library_matches(db, root)
+
+
+def test_two_processes_set_up_the_same_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second one looked before the first one's commit: it must not add the folder
+    twice, nor drop the first one's vectors as if the model were new."""
+    import numpy as np
+
+    from clipdesk.store import NewImage
+
+    db = tmp_path / "lib.db"
+    with Store(db) as first, Store(db) as second:
+        folder = first.add_folder(str(tmp_path / "photos"))
+        first.bind_model("m", 3)
+        with first.write():
+            photo = NewImage(folder.id, str(tmp_path / "photos" / "a.jpg"), 1, 1, "h", 1, 1, None)
+            first.insert_image(photo, np.ones(3))
+
+        looks = {"folder_containing": iter([None]), "model": iter([None])}
+        for name, answers in looks.items():
+            real = getattr(second, name)
+            monkeypatch.setattr(
+                second, name, lambda *a, _answers=answers, _real=real: next(_answers, _real(*a))
+            )
+        assert second.add_folder(str(tmp_path / "photos")).id == folder.id
+        second.bind_model("m", 3)
+        assert second.count_images() == 1 and second.vector(1) is not None
