@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import sys
@@ -428,16 +429,30 @@ class _EventLog:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from .store import Store
 
+    from .store import is_sqlite_file
+
     db: Path = args.db
     if db.exists():
+        if db.is_dir() or not is_sqlite_file(db):
+            # Following the advice must never move someone's photo or document aside.
+            raise ClipdeskError(
+                f"{display(str(db))} is not a clipdesk library (nor any database), so rebuild "
+                "leaves it alone; choose another --db path."
+            )
         backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
-        db.rename(backup)
-        backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
-        for suffix in ("-wal", "-shm"):
-            side = db.with_name(db.name + suffix)
-            if side.exists():
-                side.rename(backup.with_name(backup.name + suffix))
-                backup.with_name(backup.name + suffix).chmod(0o600)
+        try:
+            db.rename(backup)
+            backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
+            for suffix in ("-wal", "-shm"):
+                side = db.with_name(db.name + suffix)
+                if side.exists():
+                    side.rename(backup.with_name(backup.name + suffix))
+                    backup.with_name(backup.name + suffix).chmod(0o600)
+        except OSError as exc:
+            raise ClipdeskError(
+                f"Cannot move the old library {display(str(db))} aside ({exc.strerror or exc}); "
+                "make its folder writable and try again."
+            ) from None
         print(f"Moved the old library to {display(str(backup))}.")
     Store(db).close()
     print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
@@ -488,6 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
+    from . import logfile
+
+    logfile.install()
     try:
         return handler(args)
     except ClipdeskError as exc:
@@ -500,6 +518,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error.
         sys.stderr.close()
         return 0
+    except MemoryError:
+        print("clipdesk: out of memory; close other programs and try again.", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line for the user, the traceback for the log
+        logging.getLogger("clipdesk").exception("internal error in `clipdesk %s`", args.command)
+        print(
+            f"clipdesk: internal error ({type(exc).__name__}); this is a bug in clipdesk, not a "
+            f"problem with your photos or library. Details are in {logfile.log_path()}.",
+            file=sys.stderr,
+        )
+        return 70
 
 
 if __name__ == "__main__":

@@ -32,3 +32,7 @@ class LibraryCorrupt(LibraryError):
 
 class ImageUnreadable(ClipdeskError):
     """A file could not be decoded as an image."""
+
+
+class InternalError(ClipdeskError):
+    """A bug in clipdesk, not the user's doing; the message points to the log."""

@@ -20,7 +20,6 @@ re-emits as a signal and the CLI prints.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import os
 import queue
@@ -43,10 +42,6 @@ from .watcher import Watcher
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Library folders the user removed without forgetting their photos: kept
-# searchable, but not watched or reconciled (JSON list in the meta table).
-UNWATCHED_KEY = "service.unwatched"
 
 _PRIORITY = {"add": 0, "reindex": 0, "remove": 0, "changes": 1, "reconcile": 2}
 
@@ -436,7 +431,7 @@ class IndexService:
         if library is None:
             return
         try:
-            unwatched = set(json.loads(library.store.meta(UNWATCHED_KEY) or "[]"))
+            unwatched = library.store.unwatched_folders()
             with self._cv:
                 self._unwatched = unwatched
             self._refresh(library.store, publish=False)
@@ -547,7 +542,9 @@ class IndexService:
         return new
 
     def _save_unwatched(self, store: Store) -> None:
-        store.set_meta(UNWATCHED_KEY, json.dumps(sorted(self._unwatched)) if self._unwatched else None)
+        # Library folders the user removed without forgetting their photos: kept
+        # searchable, but not watched or reconciled.
+        store.set_unwatched(self._unwatched)
 
     def _run(self, library: Library, work: _Work) -> None:
         try:

@@ -7,7 +7,9 @@ load extensions everywhere, unlike the system Python's sqlite3 on many machines.
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,37 +20,17 @@ from typing import Any
 import apsw
 import numpy as np
 
-from .errors import LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
-from .paths import display, from_db, to_db
+from . import migrations
+from .errors import InternalError, LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
+from .logfile import log_path
+from .paths import default_db_path, display, from_db, to_db
 
-SCHEMA_VERSION = 1
-APP_ID = "clipdesk"
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 15_000
 # sqlite-vec refuses k above this in one KNN query.
 MAX_KNN = 4096
-
-_SCHEMA_V1 = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE folders(
-    id INTEGER PRIMARY KEY,
-    path NOT NULL UNIQUE,          -- TEXT, or BLOB for names that are not UTF-8
-    added_at REAL NOT NULL
-);
-CREATE TABLE images(
-    id INTEGER PRIMARY KEY,
-    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    path NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    width INTEGER,
-    height INTEGER,
-    taken_at TEXT,
-    indexed_at REAL NOT NULL
-);
-CREATE INDEX images_hash ON images(hash);
-CREATE INDEX images_folder ON images(folder_id);
-"""
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -57,6 +39,8 @@ class Folder:
     path: str
     added_at: float
     image_count: int = 0
+    # False once the user stopped watching it: its photos stay searchable.
+    watched: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +98,60 @@ _WRITE_ERRORS = frozenset(
 )
 
 
+def rebuild_advice(db_path: str) -> str:
+    """How to start over, in the user's own words: with their --db when it is not the default."""
+    command = "clipdesk rebuild"
+    if os.path.abspath(db_path) != os.path.abspath(default_db_path()):
+        command += f" --db {shlex.quote(display(db_path))}"
+    return f"Run `{command}` to start a new one (the old file is kept as a backup)."
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether a file starts like an SQLite database (an empty file is a new one)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return head == SQLITE_HEADER or head == b""
+
+
+def damaged_library(db_path: str) -> LibraryError:
+    """The error for a file SQLite cannot read: rebuild advice only when it is a database at all."""
+    shown = display(db_path)
+    if not is_sqlite_file(Path(db_path)):
+        return LibraryError(
+            f"{shown} is not a clipdesk library (nor any database); choose another --db path. "
+            "clipdesk leaves the file as it is."
+        )
+    return LibraryCorrupt(f"The library {shown} is damaged. " + rebuild_advice(db_path))
+
+
+def _fails_quick_check(db_path: str) -> bool:
+    """Whether SQLite finds the library file itself damaged (a fresh read-only look)."""
+    if db_path == ":memory:":
+        return False
+    try:
+        conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            return any(row[0] != "ok" for row in conn.execute("PRAGMA quick_check"))
+        finally:
+            conn.close()
+    except (apsw.CorruptError, apsw.NotADBError):
+        return True
+    except apsw.Error:
+        return False
+
+
+def internal_error(db_path: str, exc: BaseException) -> InternalError:
+    """An SQLite failure that is clipdesk's fault, not the library's: logged in full."""
+    log.error("internal error using the library %s", display(db_path), exc_info=exc)
+    return InternalError(
+        f"Internal error while using the library {display(db_path)} ({type(exc).__name__}); "
+        f"this is a bug in clipdesk, not a problem with your library. Details are in {log_path()}."
+    )
+
+
 @contextmanager
 def translate_errors(db_path: str) -> Iterator[None]:
     """Turn SQLite's failures into errors with a sentence a user can act on."""
@@ -121,37 +159,44 @@ def translate_errors(db_path: str) -> Iterator[None]:
         yield
     except apsw.BusyError:
         raise LibraryBusy(
-            f"The library {db_path} is busy: another clipdesk process is writing to it. "
+            f"The library {display(db_path)} is busy: another clipdesk process is writing to it. "
             "Try again in a moment."
         ) from None
     except (apsw.NotADBError, apsw.CorruptError):
-        raise LibraryCorrupt(
-            f"The library {db_path} is damaged or is not a clipdesk library. "
-            "Run `clipdesk rebuild` to start a new one (the old file is kept as a backup)."
-        ) from None
+        raise damaged_library(db_path) from None
     except apsw.FullError:
         raise LibraryError(
-            f"The disk holding {db_path} is full; free some space and try again. "
+            f"The disk holding {display(db_path)} is full; free some space and try again. "
             "Nothing already saved was lost."
         ) from None
     except apsw.ReadOnlyError:
-        raise LibraryError(f"The library {db_path} is read-only; cannot write to it.") from None
+        raise LibraryError(
+            f"The library {display(db_path)} is read-only; searching works, but it cannot be changed."
+        ) from None
     except apsw.CantOpenError:
-        raise LibraryError(f"Cannot open the library {db_path}: check the path and its permissions.") from None
-    except apsw.SQLError as exc:
-        # A damaged vector table (sqlite-vec) or schema reports as a plain SQL error.
-        raise LibraryCorrupt(
-            f"The library {db_path} could not be read ({exc}); it may be damaged. "
-            "Run `clipdesk rebuild` to start a new one (the old file is kept as a backup)."
+        raise LibraryError(
+            f"Cannot open the library {display(db_path)}: check the path and its permissions."
         ) from None
     except apsw.IOError as exc:
         if getattr(exc, "extendedresult", None) in _WRITE_ERRORS:
             # EFBIG (file size limit) and failing disks land here rather than in FullError.
             raise LibraryError(
-                f"Could not write to the library {db_path}: the disk may be full or the file "
+                f"Could not write to the library {display(db_path)}: the disk may be full or the file "
                 "too large for it. Free some space and try again; nothing already saved was lost."
             ) from None
-        raise LibraryError(f"Disk error while using the library {db_path}: {exc}") from None
+        raise LibraryError(f"Disk error while using the library {display(db_path)}: {exc}") from None
+    except apsw.Error as exc:
+        # sqlite-vec reports damaged vector pages as a plain error, so ask SQLite
+        # whether the file is sound before taking the blame for it.
+        if _fails_quick_check(db_path):
+            raise damaged_library(db_path) from None
+        # Anything else (a constraint, a misuse, an SQL error) is ours to fix.
+        raise internal_error(db_path, exc) from None
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may change the library (the file, and its folder for the WAL)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
 def _create_private_file(path: Path) -> None:
@@ -167,29 +212,59 @@ def _create_private_file(path: Path) -> None:
 
 
 class Store:
-    """A connection to one library. Use from the thread that opened it."""
+    """A connection to one library. Use from the thread that opened it.
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    ``read_only`` opens it for queries alone (the interactive lane, search on a
+    read-only disk); a library that cannot be written is opened so by itself.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             if not self.path.exists():
-                if not create:
-                    raise LibraryError(f"No library at {self.path}: index a folder first.")
+                if not create or read_only:
+                    raise LibraryError(f"No library at {display(str(self.path))}: index a folder first.")
                 _create_private_file(self.path)
             elif self.path.is_dir():
-                raise LibraryError(f"{self.path} is a folder, not a library file.")
+                raise LibraryError(f"{display(str(self.path))} is a folder, not a library file.")
             elif not self.path.is_file():
-                raise LibraryError(f"{self.path} is not a regular file, so it cannot be a library.")
+                raise LibraryError(
+                    f"{display(str(self.path))} is not a regular file, so it cannot be a library."
+                )
+            elif not is_sqlite_file(self.path):
+                raise damaged_library(str(self.path))
+            read_only = read_only or not _writable(self.path)
+        self.read_only = read_only
         with translate_errors(str(self.path)):
-            self.conn = apsw.Connection(str(path))
-            self.conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            self.conn = self._connect(read_only)
             self._load_vec()
             self._refuse_foreign()  # before WAL mode would rewrite another program's file
-            self._pragmas()
-            self._migrate()
+            self._refuse_newer()
+            if not read_only:
+                self._pragmas()
+                self._migrate()
+            else:
+                self._refuse_older()
+                self.conn.execute("PRAGMA query_only = ON")
         self._vec_dim = self._read_vec_dim()
 
     # -- connection set-up -------------------------------------------------
+
+    def _connect(self, read_only: bool) -> apsw.Connection:
+        if not read_only:
+            conn = apsw.Connection(str(self.path))
+        else:
+            conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except apsw.CantOpenError:
+                # A WAL library on a read-only disk cannot make its shared-memory file;
+                # nothing else can be writing there, so read it as an unchanging file.
+                conn.close()
+                uri = Path(os.path.abspath(self.path)).as_uri() + "?immutable=1"
+                conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        return conn
 
     def _load_vec(self) -> None:
         import sqlite_vec
@@ -228,36 +303,47 @@ class Store:
         tables = self._scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
         if (version != 0 or tables) and not self._is_clipdesk():
             raise LibraryCorrupt(
-                f"{self.path} is an SQLite database but not a clipdesk library; "
+                f"{display(str(self.path))} is an SQLite database but not a clipdesk library; "
                 "choose another --db path."
             )
 
-    def _migrate(self) -> None:
+    def _refuse_newer(self) -> None:
         version = self._scalar("PRAGMA user_version")
-        if version > SCHEMA_VERSION:
+        if version > migrations.LATEST:
             raise LibraryError(
-                f"The library {self.path} was made by a newer clipdesk (schema {version}); "
-                "update clipdesk to open it."
+                f"The library {display(str(self.path))} was made by a newer clipdesk (format {version}; "
+                f"this one reads up to {migrations.LATEST}); update clipdesk to open it. "
+                "It was left unchanged."
             )
+
+    def _refuse_older(self) -> None:
+        version = self._scalar("PRAGMA user_version")
         if version == 0:
+            raise LibraryError(f"No library at {display(str(self.path))}: index a folder first.")
+        if version < migrations.LATEST:
+            raise LibraryError(
+                f"The library {display(str(self.path))} is in an older format and is read-only here, "
+                "so it cannot be upgraded; open it once where it can be written."
+            )
+
+    def _migrate(self) -> None:
+        if self._scalar("PRAGMA user_version") == 0:
             # Look again under the write lock: another connection (the service's
             # other thread, another process) may be creating the library right now.
             with self._transaction():
                 version = self._scalar("PRAGMA user_version")
-                tables = self._scalar(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                )
+                tables = self._scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
                 if version == 0 and tables:
                     raise LibraryCorrupt(
-                        f"{self.path} is an SQLite database but not a clipdesk library; "
+                        f"{display(str(self.path))} is an SQLite database but not a clipdesk library; "
                         "choose another --db path."
                     )
                 if version == 0:
-                    self.conn.execute(_SCHEMA_V1)
-                    self.conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
-                    self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        if version != 0 and not self._is_clipdesk():
-            raise LibraryCorrupt(f"{self.path} is not a clipdesk library.")
+                    migrations.create(self.conn)
+        elif not self._is_clipdesk():
+            raise LibraryCorrupt(f"{display(str(self.path))} is not a clipdesk library.")
+        disk = None if str(self.path) == ":memory:" else self.path
+        migrations.upgrade(self.conn, disk, self._transaction)
 
     def _is_clipdesk(self) -> bool:
         if not self._scalar("SELECT count(*) FROM sqlite_master WHERE name = 'meta'"):
@@ -266,7 +352,7 @@ class Store:
             app = self._scalar("SELECT value FROM meta WHERE key = 'app'")
         except apsw.SQLError:  # a 'meta' table of another shape
             return False
-        return bool(app == APP_ID)
+        return bool(app == migrations.APP_ID)
 
     def close(self) -> None:
         self.conn.close()
@@ -371,14 +457,29 @@ class Store:
 
     def folders(self) -> list[Folder]:
         rows = self._query(
-            "SELECT f.id, f.path, f.added_at, count(i.id) FROM folders f "
+            "SELECT f.id, f.path, f.added_at, count(i.id), f.watched FROM folders f "
             "LEFT JOIN images i ON i.folder_id = f.id GROUP BY f.id ORDER BY f.path"
         )
-        return [Folder(r[0], from_db(r[1]), r[2], r[3]) for r in rows]
+        return [Folder(r[0], from_db(r[1]), r[2], r[3], bool(r[4])) for r in rows]
+
+    def unwatched_folders(self) -> set[str]:
+        """Folders the user stopped watching; their photos stay searchable."""
+        return {f.path for f in self.folders() if not f.watched}
+
+    def set_unwatched(self, paths: Iterable[str]) -> None:
+        """Mark exactly these library folders as not watched (others as watched); one transaction."""
+        wanted = {to_db(p) for p in paths}
+        with self.write():
+            for folder_id, path, watched in list(self.conn.execute("SELECT id, path, watched FROM folders")):
+                should = path not in wanted
+                if bool(watched) != should:
+                    self.conn.execute("UPDATE folders SET watched = ? WHERE id = ?", (int(should), folder_id))
 
     def folder_by_path(self, path: str) -> Folder | None:
-        rows = self._query("SELECT id, path, added_at FROM folders WHERE path = ?", (to_db(path),))
-        return Folder(rows[0][0], from_db(rows[0][1]), rows[0][2]) if rows else None
+        rows = self._query(
+            "SELECT id, path, added_at, watched FROM folders WHERE path = ?", (to_db(path),)
+        )
+        return Folder(rows[0][0], from_db(rows[0][1]), rows[0][2], 0, bool(rows[0][3])) if rows else None
 
     def folder_containing(self, path: str) -> Folder | None:
         """The library folder that covers this path (itself or an ancestor)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import COLOUR_MODEL, CliRunner, make_photo, run_json
 
 
@@ -110,14 +112,59 @@ def test_offline_without_a_cached_model(cli: CliRunner, photos: Path, tmp_path: 
     assert "not downloaded" in line and "--model" in line
 
 
-def test_corrupt_database_is_a_clear_error_and_rebuild_keeps_a_backup(cli: CliRunner, db_path: Path, photos: Path) -> None:
+def test_a_file_that_is_no_database_is_not_offered_for_rebuild(cli: CliRunner, db_path: Path) -> None:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     db_path.write_bytes(b"this is not a database" * 300)
-    assert "damaged or is not a clipdesk library" in _one_clear_line(cli("status", check=False))
-    cli("rebuild")
-    backups = list(db_path.parent.glob("library.db.backup-*"))
-    assert len(backups) == 1 and backups[0].read_bytes().startswith(b"this is not")
-    assert run_json(cli, "status")["images"] == 0  # type: ignore[index]
+    line = _one_clear_line(cli("status", check=False))
+    assert "not a clipdesk library" in line and "rebuild" not in line
+    # Following the advice anyway must not move someone's photo or document aside.
+    assert "leaves it alone" in _one_clear_line(cli("rebuild", check=False))
+    assert db_path.read_bytes() == b"this is not a database" * 300
+    assert not list(db_path.parent.glob("library.db.backup-*"))
+
+
+def test_a_damaged_library_advises_rebuild_with_the_users_own_db(
+    cli: CliRunner, photos: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "my libraries" / "photos.db"
+    cli("--model", COLOUR_MODEL, "index", str(photos), "--db", str(db))
+    cli("status", "--db", str(db))  # checkpointed: everything is in the main file
+    data = bytearray(db.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page: SQLite reports SQLITE_CORRUPT
+    db.write_bytes(bytes(data))
+    line = _one_clear_line(cli("search", "red", "--db", str(db), check=False))
+    assert "damaged" in line
+    assert f"clipdesk rebuild --db '{db}'" in line
+    cli("rebuild", "--db", str(db))
+    assert len(list(db.parent.glob("photos.db.backup-*"))) == 1
+    assert run_json(cli, "status", "--db", str(db))["images"] == 0  # type: ignore[index]
+
+
+def test_an_internal_sqlite_error_says_so_and_points_to_the_log(
+    cli: CliRunner, photos: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clipdesk import cli as cli_module
+    from clipdesk.store import Store
+
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+
+    def broken(self: Store) -> int:
+        return int(self._query("SELECT count(*) FROM no_such_table")[0][0])
+
+    monkeypatch.setattr(Store, "count_images", broken)
+    assert cli_module.main(["status"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "internal error" in err[0].lower() and "bug in clipdesk" in err[0]
+    assert "rebuild" not in err[0] and "damaged" not in err[0]
+    log = data_dir / "clipdesk.log"
+    assert str(log) in err[0]
+    assert "no_such_table" in log.read_text()
+    import logging
+
+    for handler in [h for h in logging.getLogger().handlers if getattr(h, "baseFilename", "") == str(log)]:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 def test_commands_that_need_no_model_do_not_import_torch(cli: CliRunner, photos: Path, data_dir: Path) -> None:
