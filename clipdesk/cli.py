@@ -325,7 +325,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from .service import IndexService
     from .store import Store
+    from .watcher import check_poll_interval
 
+    check_poll_interval(args.poll_interval)
     for path in args.paths:
         if not os.path.isdir(path):
             raise ClipdeskError(f"No folder at {path}." if not os.path.exists(path) else f"{path} is a file; give a folder.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import threading
 import time
@@ -37,6 +38,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from .errors import ClipdeskError
 from .imaging import supported_suffixes
 from .scanner import is_candidate, scan, stat_file
 
@@ -59,6 +61,17 @@ _EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
     DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
 ]
+
+
+def check_poll_interval(seconds: float) -> float:
+    """The seconds between looks at a polled folder, refused unless above zero: a zero
+    (or negative) interval would look again at once, forever, keeping a core busy."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ClipdeskError(
+            f"The poll interval must be a number of seconds above 0, e.g. 5 (got {seconds:g})."
+        )
+    return seconds
+
 
 HEALTH_INTERVAL = 2.0  # seconds between checks that folders and observers are alive
 MAX_RESTARTS = 5  # observer restarts per folder before it is reported as an error
@@ -327,7 +340,7 @@ class Watcher:
         self.on_reconcile = on_reconcile
         self.buffer = ChangeBuffer(debounce)
         self.force_polling = force_polling
-        self.poll_interval = poll_interval
+        self.poll_interval = check_poll_interval(poll_interval)
         self.health_interval = HEALTH_INTERVAL if health_interval is None else health_interval
         self.mounts = mounts
         self._folders: dict[str, _Folder] = {}

@@ -311,3 +311,29 @@ def test_two_processes_set_up_the_same_library(tmp_path: Path, monkeypatch: pyte
         assert second.add_folder(str(tmp_path / "photos")).id == folder.id
         second.bind_model("m", 3)
         assert second.count_images() == 1 and second.vector(1) is not None
+
+
+# -- 7. work that never ends --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "nan"])
+def test_watch_refuses_a_poll_interval_that_would_spin(tmp_path: Path, interval: str) -> None:
+    from .helpers import assert_clean_error
+
+    root = tmp_path / "photos"
+    _photo(root / "a.jpg", (1, 2, 3))
+    env = clipdesk_env(tmp_path / "data")
+    argv = clipdesk_argv("watch", str(root), "--poll", f"--poll-interval={interval}", "--model", COLOUR_MODEL)
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`watch --poll-interval {interval}` started instead of refusing")
+    assert_clean_error(result, "poll interval", "above 0")
+
+
+def test_watcher_refuses_a_poll_interval_that_would_spin() -> None:
+    from clipdesk.errors import ClipdeskError
+    from clipdesk.watcher import Watcher
+
+    with pytest.raises(ClipdeskError, match="above 0"):
+        Watcher(lambda c, g: None, lambda f, s, m: None, lambda f: None, poll_interval=0)
