@@ -26,7 +26,7 @@ from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import display
 from .scanner import FileStat, is_gone, scan, stat_file
-from .store import ImageState, NewImage, Store, _is_within
+from .store import FailedFile, ImageState, NewImage, Store, _is_within
 
 HASH_CHUNK = 1 << 20
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
@@ -53,6 +53,8 @@ class IndexReport:
     removed: int = 0
     encoded: int = 0
     failed: list[Failure] = field(default_factory=list)
+    # Files that failed in an earlier run and have not changed since: not read again.
+    skipped: int = 0
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -68,6 +70,7 @@ class IndexReport:
         self.removed += other.removed
         self.encoded += other.encoded
         self.failed.extend(other.failed)
+        self.skipped += other.skipped
         self.cancelled = self.cancelled or other.cancelled
         self.seconds += other.seconds
 
@@ -95,6 +98,39 @@ class Job:
     stat: FileStat
     folder_id: int
     existing: ImageState | None
+
+
+FailureLookup = Callable[[str], FailedFile | None]
+
+
+@dataclass
+class _Plan:
+    """What comparing files with the library found: jobs for files that changed, and
+    the ctime and inode to record for images indexed before those were kept."""
+
+    jobs: list[Job] = field(default_factory=list)
+    identities: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def add(
+        self,
+        stat: FileStat,
+        folder_id: int,
+        state: ImageState | None,
+        report: IndexReport,
+        failure: FailureLookup | None,
+    ) -> None:
+        """Plan one file. `failure` finds an earlier failure of it, to skip it if it is
+        unchanged since; None reads it whatever it looks like (a rehash)."""
+        if failure is not None and state is not None and _same_file(state, stat):
+            report.unchanged += 1
+            if state.ctime_ns is None or state.inode is None:
+                self.identities.append((state.id, stat.ctime_ns, stat.inode))
+            return
+        failed = failure(stat.path) if failure is not None else None
+        if failed is not None and _facts(failed) == _facts(stat):
+            report.skipped += 1
+        else:
+            self.jobs.append(Job(stat, folder_id, state))
 
 
 @dataclass(frozen=True)
@@ -172,7 +208,8 @@ class Indexer:
         """Add these folders to the library (if new) and bring them up to date."""
         start = time.monotonic()
         report = IndexReport()
-        jobs: list[Job] = []
+        plan = _Plan()
+        stale_failures: list[str] = []
         missing: dict[str, ImageState] = {}
         self._emit("scanning", 0, 0, None, report, start)
         for root in roots:
@@ -197,14 +234,18 @@ class Indexer:
                 )
                 continue
             unreadable: dict[str, str] = {}
+            failures = self.store.failures(folder.id)
+
+            def failure(path: str, failures: dict[str, FailedFile] = failures) -> FailedFile | None:
+                return failures.pop(path, None)
+
             for stat in scan(root, on_error=unreadable.__setitem__):
-                state = known.pop(stat.path, None)
-                if state is not None and state.size == stat.size and state.mtime_ns == stat.mtime_ns:
-                    report.unchanged += 1
-                else:
-                    jobs.append(Job(stat, folder.id, state))
+                plan.add(stat, folder.id, known.pop(stat.path, None), report, failure)
             missing.update(_keep_unreadable(known, unreadable, report))
-        self._run(jobs, missing, report, start)
+            # Failed files no longer there (unless behind a folder that could not be read).
+            stale_failures += [p for p in failures if _first_ancestor_in(p, unreadable) is None]
+        self._record_plan(plan, stale_failures)
+        self._run(plan.jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
 
@@ -212,15 +253,12 @@ class Indexer:
         """Bring specific files up to date (for a watcher that knows what changed)."""
         start = time.monotonic()
         report = IndexReport()
-        jobs = []
+        plan = _Plan()
         states = self.store.image_states(folder_id)
         for stat in stats:
-            state = states.get(stat.path)
-            if state is not None and state.size == stat.size and state.mtime_ns == stat.mtime_ns:
-                report.unchanged += 1
-            else:
-                jobs.append(Job(stat, folder_id, state))
-        self._run(jobs, {}, report, start)
+            plan.add(stat, folder_id, states.get(stat.path), report, self.store.failure)
+        self._record_plan(plan)
+        self._run(plan.jobs, {}, report, start)
         report.seconds = time.monotonic() - start
         return report
 
@@ -232,8 +270,8 @@ class Indexer:
         `changed` are files created or modified; `gone` are files or whole folders
         deleted or moved away. A photo that left a `gone` path and turns up among
         `changed` keeps its vector (matched by content hash, no re-encode). Paths
-        outside the library's folders are ignored. With `rehash`, files whose size
-        and mtime look unchanged are read and hashed again too.
+        outside the library's folders are ignored. With `rehash`, files that look
+        unchanged, or that failed before and look the same, are read and hashed again too.
         """
         start = time.monotonic()
         report = IndexReport()
@@ -257,7 +295,7 @@ class Indexer:
             for path, known in states[gone_folder].items():
                 if _under_any(path, gone_set) and is_gone(path):
                     missing[path] = known
-        jobs = []
+        plan = _Plan()
         for path in dict.fromkeys(changed):
             folder_id = folder_of(path)
             if folder_id is None:
@@ -267,19 +305,21 @@ class Indexer:
             if stat is None:
                 if state is not None and is_gone(path):
                     missing[path] = state
-            elif (
-                not rehash
-                and state is not None
-                and state.size == stat.size
-                and state.mtime_ns == stat.mtime_ns
-            ):
-                report.unchanged += 1
             else:
                 missing.pop(path, None)
-                jobs.append(Job(stat, folder_id, state))
-        self._run(jobs, missing, report, start)
+                plan.add(stat, folder_id, state, report, None if rehash else self.store.failure)
+        self._record_plan(plan)
+        self._run(plan.jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
+
+    def _record_plan(self, plan: _Plan, stale_failures: Sequence[str] = ()) -> None:
+        """Write what planning learnt without reading a file: ctime and inode of images
+        indexed before they were kept, and failed files that are gone."""
+        if plan.identities or stale_failures:
+            with self.store.write():
+                self.store.set_file_identity(plan.identities)
+                self.store.forget_failures(stale_failures)
 
     # -- the pipeline -------------------------------------------------------
 
@@ -288,6 +328,7 @@ class Indexer:
     ) -> None:
         known_hashes = self.store.hash_index()
         claimed: set[int] = set()  # missing images found again under a new path
+        lasting: list[Prepared] = []  # failures to remember
         missing_by_hash: dict[str, ImageState] = {}
         for state in missing.values():
             missing_by_hash.setdefault(state.hash, state)
@@ -331,6 +372,10 @@ class Indexer:
                     missing[prepared.job.stat.path] = prepared.job.existing
                 elif prepared.error is not None:
                     report.failed.append(Failure(prepared.job.stat.path, prepared.error))
+                    if prepared.hash:
+                        # Read but unusable (not an image, damaged, empty): it stays so
+                        # until the file changes. Read errors may pass; they are retried.
+                        lasting.append(prepared)
                 elif prepared.pixels is None:
                     pending_writes.append(prepared)
                 else:
@@ -349,6 +394,14 @@ class Indexer:
                     last_emit = now
                     self._emit("indexing", done, total, prepared.job.stat.path, report, start)
         self._flush(batch, pending_writes, missing_by_hash, known_hashes, claimed, report)
+        if lasting:
+            with self.store.write():
+                for item in lasting:
+                    stat = item.job.stat
+                    self.store.record_failure(
+                        item.job.folder_id,
+                        FailedFile(stat.path, *_facts(stat), reason=item.error or ""),
+                    )
         if not report.cancelled:
             gone = [s.id for s in missing.values() if s.id not in claimed]
             with self.store.write():
@@ -449,7 +502,10 @@ class Indexer:
         if (
             existing is not None
             and existing.hash == item.hash
-            and self.store.update_file(existing.id, job.stat.path, job.folder_id, item.size, item.mtime_ns)
+            and self.store.update_file(
+                existing.id, job.stat.path, job.folder_id, item.size, item.mtime_ns,
+                job.stat.ctime_ns, job.stat.inode,
+            )
         ):
             report.unchanged += 1
             return
@@ -460,7 +516,8 @@ class Indexer:
             if job.existing is not None:
                 self.store.delete_images([job.existing.id])
             if self.store.update_file(
-                moved_from.id, job.stat.path, job.folder_id, item.size, item.mtime_ns
+                moved_from.id, job.stat.path, job.folder_id, item.size, item.mtime_ns,
+                job.stat.ctime_ns, job.stat.inode,
             ):
                 claimed.add(moved_from.id)
                 report.moved += 1
@@ -537,6 +594,24 @@ def _is_empty_dir(path: str) -> bool:
         return False
 
 
+def _same_file(state: ImageState, stat: FileStat) -> bool:
+    """Whether a file is as it was indexed: size and mtime, and ctime and inode where
+    known (an edit that restores the mtime still changes the ctime; a replace by
+    rename, the inode). Images indexed before these were kept are judged by size and
+    mtime alone, so upgrading a library never re-encodes it."""
+    return (
+        state.size == stat.size
+        and state.mtime_ns == stat.mtime_ns
+        and state.ctime_ns in (None, stat.ctime_ns)
+        and state.inode in (None, stat.inode)
+    )
+
+
+def _facts(file: FileStat | FailedFile) -> tuple[int, int, int, int]:
+    """What says a file changed: any difference means it must be read again."""
+    return file.size, file.mtime_ns, file.ctime_ns, file.inode
+
+
 def _keep_unreadable(
     unseen: dict[str, ImageState], unreadable: dict[str, str], report: IndexReport
 ) -> dict[str, ImageState]:
@@ -578,6 +653,8 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         width=info.width,
         height=info.height,
         taken_at=info.taken_at,
+        ctime_ns=item.job.stat.ctime_ns,
+        inode=item.job.stat.inode,
     )
 
 

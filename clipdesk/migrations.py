@@ -89,8 +89,35 @@ def _v2_watched_column(conn: apsw.Connection) -> None:
     conn.execute("DELETE FROM meta WHERE key = ?", (_V1_UNWATCHED_KEY,))
 
 
+def _v3_file_identity_and_failures(conn: apsw.Connection) -> None:
+    # An edit that keeps size and mtime still changes the ctime (or, replaced by a
+    # rename, the inode). NULL for images indexed before: "unknown", filled in by
+    # the next scan without re-encoding.
+    conn.execute("ALTER TABLE images ADD COLUMN ctime_ns INTEGER")
+    conn.execute("ALTER TABLE images ADD COLUMN inode INTEGER")
+    # Files that could not be indexed, with what they looked like then: tried
+    # again only once they change, not on every index and reconcile.
+    conn.execute(
+        """
+        CREATE TABLE failed_files(
+            path NOT NULL PRIMARY KEY,     -- TEXT, or BLOB for names that are not UTF-8
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            failed_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX failed_files_folder ON failed_files(folder_id)")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "folders the user stopped watching move from meta JSON to folders.watched", _v2_watched_column),
+    Step(3, "images keep their file's ctime and inode; files that failed are remembered",
+         _v3_file_identity_and_failures),
 )
 
 LATEST = STEPS[-1].version if STEPS else 1

@@ -1,4 +1,4 @@
-"""Walking photo folders: which image files exist, with their size and mtime.
+"""Walking photo folders: which image files exist, with their size, times and inode.
 
 Policy: hidden files and folders are skipped, and symbolic links are never
 followed, so a link loop cannot trap the scan and nothing outside the folders
@@ -20,6 +20,10 @@ class FileStat:
     path: str
     size: int
     mtime_ns: int
+    # An edit that restores the mtime still changes the ctime; a file replaced by a
+    # rename has another inode.
+    ctime_ns: int
+    inode: int
 
 
 ScanError = Callable[[str, str], None]
@@ -68,7 +72,9 @@ def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
                     subfolders.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) and is_candidate(entry.name, suffixes):
                     st = entry.stat(follow_symlinks=False)
-                    yield FileStat(entry.path, st.st_size, st.st_mtime_ns)
+                    # (Windows leaves st_ino 0 here; entry.inode() asks.)
+                    inode = st.st_ino or entry.inode()
+                    yield FileStat(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, inode)
             except FileNotFoundError:
                 continue  # deleted between listing and stat
             except OSError as exc:
@@ -78,14 +84,14 @@ def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
 
 
 def stat_file(path: str) -> FileStat | None:
-    """The current size and mtime of one file, or None if it is gone or not a regular file."""
+    """The current facts of one file, or None if it is gone or not a regular file."""
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
     if not stat_mod.S_ISREG(st.st_mode):
         return None
-    return FileStat(path, st.st_size, st.st_mtime_ns)
+    return FileStat(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def is_gone(path: str) -> bool:

@@ -652,7 +652,9 @@ class IndexService:
             cancel=self._cancel, between_batches=self._between_batches,
         )
         if work.kind == "changes":
-            report = indexer.index_changes(work.changed, work.gone)
+            # Read what the watcher saw written even if its stat looks the same: an
+            # edit can keep size and times (cheap: a hash, no re-encode if unchanged).
+            report = indexer.index_changes(work.changed, work.gone, rehash=True)
         elif work.kind == "reindex":
             assert root is not None
             paths = [s.path for s in scan(root)]

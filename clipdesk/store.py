@@ -53,6 +53,21 @@ class ImageState:
     size: int
     mtime_ns: int
     hash: str
+    # None where unknown: images indexed by a library format before 3.
+    ctime_ns: int | None = None
+    inode: int | None = None
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be indexed, and what it looked like then."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class NewImage:
     width: int | None
     height: int | None
     taken_at: str | None
+    ctime_ns: int | None = None
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -441,6 +458,7 @@ class Store:
             self.conn.execute("DROP TABLE IF EXISTS vectors")
             # Images whose vectors came from another model must be encoded again.
             self.conn.execute("DELETE FROM images")
+            self.conn.execute("DELETE FROM failed_files")  # a re-index tries everything again
             self.conn.execute(
                 "CREATE VIRTUAL TABLE vectors USING vec0("
                 f"image_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine)"
@@ -507,9 +525,10 @@ class Store:
                 new_id = self.conn.last_insert_rowid()
                 for folder in self.folders():
                     if folder.id != new_id and _is_within(folder.path, path):
-                        self.conn.execute(
-                            "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
-                        )
+                        for table in ("images", "failed_files"):
+                            self.conn.execute(
+                                f"UPDATE {table} SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
+                            )
                         self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
         added = self.folder_containing(path)
         assert added is not None
@@ -531,13 +550,8 @@ class Store:
 
     def image_states(self, folder_id: int) -> dict[str, ImageState]:
         """Every image of a folder by path, for comparing with a fresh scan."""
-        rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE folder_id = ?",
-            (folder_id,),
-        )
-        return {
-            from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
-        }
+        rows = self._query(_STATE_SELECT + " WHERE folder_id = ?", (folder_id,))
+        return {state.path: state for state in map(_state, rows)}
 
     def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
         """Every image's id and path: in no particular order, or oldest first.
@@ -557,10 +571,8 @@ class Store:
 
     def images_with_hash(self, digest: str) -> list[ImageState]:
         """Every image holding this content."""
-        rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE hash = ?", (digest,)
-        )
-        return [ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        rows = self._query(_STATE_SELECT + " WHERE hash = ?", (digest,))
+        return [_state(r) for r in rows]
 
     def hash_index(self) -> dict[str, int]:
         """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
@@ -607,7 +619,7 @@ class Store:
             return int(holder)
         self.conn.execute(
             "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
-            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "indexed_at, ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 image.folder_id,
                 path,
@@ -618,8 +630,11 @@ class Store:
                 image.height,
                 image.taken_at,
                 time.time(),
+                image.ctime_ns,
+                image.inode,
             ),
         )
+        self._clear_failure(path)
         image_id = self.conn.last_insert_rowid()
         self.conn.execute(
             "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)",
@@ -643,7 +658,7 @@ class Store:
     def _overwrite(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
         self.conn.execute(
             "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
-            "height = ?, taken_at = ?, indexed_at = ? WHERE id = ?",
+            "height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ? WHERE id = ?",
             (
                 image.folder_id,
                 image.size,
@@ -653,15 +668,27 @@ class Store:
                 image.height,
                 image.taken_at,
                 time.time(),
+                image.ctime_ns,
+                image.inode,
                 image_id,
             ),
         )
+        self._clear_failure(to_db(image.path))
         self.conn.execute("DELETE FROM vectors WHERE image_id = ?", (image_id,))
         self.conn.execute(
             "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)", (image_id, _blob(vector))
         )
 
-    def update_file(self, image_id: int, path: str, folder_id: int, size: int, mtime_ns: int) -> bool:
+    def update_file(
+        self,
+        image_id: int,
+        path: str,
+        folder_id: int,
+        size: int,
+        mtime_ns: int,
+        ctime_ns: int | None,
+        inode: int | None,
+    ) -> bool:
         """A file moved, renamed or touched without its content changing: the vector stays.
 
         False if another process removed the image or its folder meanwhile (nothing
@@ -673,10 +700,56 @@ class Store:
             return False
         self.conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (to_db(path), image_id))
         self.conn.execute(
-            "UPDATE images SET path = ?, folder_id = ?, size = ?, mtime_ns = ? WHERE id = ?",
-            (to_db(path), folder_id, size, mtime_ns, image_id),
+            "UPDATE images SET path = ?, folder_id = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
+            "inode = ? WHERE id = ?",
+            (to_db(path), folder_id, size, mtime_ns, ctime_ns, inode, image_id),
         )
+        self._clear_failure(to_db(path))
         return True
+
+    def set_file_identity(self, identities: Iterable[tuple[int, int, int]]) -> None:
+        """Record (image id, ctime_ns, inode) for images indexed before these were kept."""
+        self.conn.executemany(
+            "UPDATE images SET ctime_ns = ?, inode = ? WHERE id = ?",
+            ((ctime, inode, image_id) for image_id, ctime, inode in identities),
+        )
+
+    # -- files that failed ----------------------------------------------------
+
+    def failures(self, folder_id: int) -> dict[str, FailedFile]:
+        """The files of a folder that could not be indexed, by path."""
+        rows = self._query(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, reason FROM failed_files "
+            "WHERE folder_id = ?",
+            (folder_id,),
+        )
+        return {from_db(r[0]): FailedFile(from_db(r[0]), *r[1:]) for r in rows}
+
+    def failure(self, path: str) -> FailedFile | None:
+        rows = self._query(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, reason FROM failed_files WHERE path = ?",
+            (to_db(path),),
+        )
+        return FailedFile(from_db(rows[0][0]), *rows[0][1:]) if rows else None
+
+    def record_failure(self, folder_id: int, failed: FailedFile) -> None:
+        """Remember a file that could not be indexed (not if its folder is gone meanwhile)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO failed_files(path, folder_id, size, mtime_ns, ctime_ns, inode, "
+            "reason, failed_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM folders WHERE id = ?)",
+            (
+                to_db(failed.path), folder_id, failed.size, failed.mtime_ns, failed.ctime_ns,
+                failed.inode, failed.reason, time.time(), folder_id,
+            ),
+        )
+
+    def forget_failures(self, paths: Iterable[str]) -> None:
+        """Drop the records of failed files that are no longer there."""
+        self.conn.executemany("DELETE FROM failed_files WHERE path = ?", ((to_db(p),) for p in paths))
+
+    def _clear_failure(self, db_path: Any) -> None:
+        self.conn.execute("DELETE FROM failed_files WHERE path = ?", (db_path,))
 
     def _folder_exists(self, folder_id: int) -> bool:
         # `forget` in another process may have dropped it since this one planned its work.
@@ -831,6 +904,13 @@ class Store:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+_STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash, ctime_ns, inode FROM images"
+
+
+def _state(row: tuple[Any, ...]) -> ImageState:
+    return ImageState(row[0], from_db(row[1]), row[2], row[3], row[4], row[5], row[6], row[7])
+
+
 _IMAGE_SELECT = (
     "SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at FROM images"
 )
@@ -859,6 +939,7 @@ def _is_within(path: str, folder: str) -> bool:
 
 
 __all__ = [
+    "FailedFile",
     "Folder",
     "ImageRecord",
     "ImageState",
