@@ -188,7 +188,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(
             f"{report.indexed} indexed, {report.unchanged} unchanged, {report.moved} moved, "
             f"{report.removed} removed, {len(report.failed)} failed"
-            f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
+            + (f", {report.skipped} skipped (failed before, unchanged since)" if report.skipped else "")
+            + f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
         )
         for failure in report.failed:
             print(f"  skipped {display(failure.path)}: {failure.error}", file=sys.stderr)

@@ -177,3 +177,36 @@ def test_a_new_library_is_created_at_the_latest_version(tmp_path: Path) -> None:
 
 def test_steps_are_numbered_one_after_another() -> None:
     assert [s.version for s in migrations.STEPS] == list(range(2, migrations.LATEST + 1))
+
+
+def test_version_3_learns_ctime_and_inode_on_the_next_scan_without_encoding(
+    v1_library: tuple[Path, Path], cli: CliRunner
+) -> None:
+    db, photos = v1_library
+
+    def identities() -> dict[str, tuple[int | None, int | None]]:
+        conn = _raw(db)
+        try:
+            return {p: (c, i) for p, c, i in conn.execute("SELECT path, ctime_ns, inode FROM images")}
+        finally:
+            conn.close()
+
+    Store(db).close()
+    assert set(identities().values()) == {(None, None)}  # unknown until the files are looked at
+    for folder in ("home", "archive"):
+        report = run_json(cli, "index", str(photos / folder), "--db", str(db), "--model", COLOUR_MODEL)
+        assert isinstance(report, dict) and report["encoded"] == 0 and report["unchanged"] > 0
+    for path, (ctime_ns, inode) in identities().items():
+        st = os.stat(path)
+        assert (ctime_ns, inode) == (st.st_ctime_ns, st.st_ino), path
+
+    # From now on an edit that keeps size and mtime is seen.
+    red = photos / "home" / "red1.png"
+    before = red.stat()
+    data = bytearray(red.read_bytes())
+    data[-13] ^= 0xFF  # the last byte of the IDAT CRC: same size, different content
+    red.write_bytes(bytes(data))
+    os.utime(red, ns=(before.st_atime_ns, before.st_mtime_ns))
+    report = run_json(cli, "index", str(photos / "home"), "--db", str(db), "--model", COLOUR_MODEL)
+    assert isinstance(report, dict)
+    assert report["indexed"] + len(report["failed"]) == 1, report

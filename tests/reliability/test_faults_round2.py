@@ -337,3 +337,140 @@ def test_watcher_refuses_a_poll_interval_that_would_spin() -> None:
 
     with pytest.raises(ClipdeskError, match="above 0"):
         Watcher(lambda c, g: None, lambda f, s, m: None, lambda f: None, poll_interval=0)
+
+
+# -- 3. an edit that keeps size and mtime ---------------------------------------------------
+
+
+def _stored(db: Path, path: Path) -> tuple[str, bytes]:
+    contents = read_library(db)
+    return dict(contents.rows)[str(path)], contents.vectors[str(path)]
+
+
+@pytest.mark.parametrize("how", ["in place", "replaced by a rename"])
+def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, how: str) -> None:
+    from clipdesk.indexer import hash_path
+
+    root = tmp_path / "photos"
+    photo = _photo(root / "p.bmp", (220, 20, 20))  # BMP: same size whatever the colour
+    db = tmp_path / "lib.db"
+    with Store(db) as store:
+        Indexer(store, ColourEncoder(), workers=2).index([str(root)])
+    old_hash, old_vector = _stored(db, photo)
+    before = photo.stat()
+
+    if how == "in place":
+        _photo(photo, (20, 20, 220), "BMP")
+    else:
+        _photo(root / "p.tmp", (20, 20, 220), "BMP").replace(photo)
+    os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = photo.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    with Store(db) as store:
+        report = Indexer(store, ColourEncoder(), workers=2).index([str(root)])
+    assert (report.indexed, report.encoded) == (1, 1)
+    new_hash, new_vector = _stored(db, photo)
+    assert new_hash == hash_path(str(photo)) != old_hash and new_vector != old_vector
+    check_library_matches(db, root)
+
+
+def test_the_watcher_reindexes_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    from clipdesk.indexer import hash_path
+    from clipdesk.library import LibraryOptions
+    from clipdesk.service import IndexService, ServiceEvent
+
+    root = tmp_path / "photos"
+    photo = _photo(root / "p.bmp", (220, 20, 20))
+    db = tmp_path / "lib.db"
+    events: list[ServiceEvent] = []
+    service = IndexService(
+        LibraryOptions(db_path=db), on_event=events.append, encoder=ColourEncoder(), debounce=0.1
+    )
+    service.start()
+    try:
+        service.add_folder(str(root))
+        _wait(lambda: any(e.kind == "encoded" for e in events))
+        old_hash = _stored(db, photo)[0]
+        before = photo.stat()
+        _photo(photo, (20, 20, 220), "BMP")
+        os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+        _wait(lambda: _stored(db, photo)[0] != old_hash)
+    finally:
+        service.stop()
+    assert _stored(db, photo)[0] == hash_path(str(photo))
+    check_library_matches(db, root)
+
+
+# -- 7. files that always fail ---------------------------------------------------------------
+
+
+def _junk(path: Path, n: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a photo %d " % n * 50)
+    return path
+
+
+def test_a_failed_file_is_not_read_again_until_it_changes(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _photo(root / "good.jpg", (1, 200, 3))
+    junk = [_junk(root / f"junk{i}.jpg", i) for i in range(6)]
+    db = tmp_path / "lib.db"
+    with Store(db) as store:
+        indexer = Indexer(store, ColourEncoder(), workers=2)
+        first = indexer.index([str(root)])
+        assert (first.indexed, len(first.failed), first.skipped) == (1, 6, 0)
+
+        reads: list[str] = []
+        real_prepare = indexer._prepare
+        indexer._prepare = lambda job, known: reads.append(job.stat.path) or real_prepare(job, known)  # type: ignore[method-assign]
+        again = indexer.index([str(root)])
+        assert (again.unchanged, again.skipped, again.failed, reads) == (1, 6, [], [])
+
+        # Changed files are tried again: one still junk, one now a photo; one is deleted.
+        _junk(junk[0], 100)
+        junk[1].unlink()
+        _photo(junk[2], (9, 9, 9), "JPEG")
+        later = indexer.index([str(root)])
+        assert sorted(reads) == sorted([str(junk[0]), str(junk[2])])
+        assert [f.path for f in later.failed] == [str(junk[0])]
+        assert (later.indexed, later.skipped) == (1, 3)
+        assert set(store.failures(1)) == {str(junk[0]), *map(str, junk[3:])}
+
+
+def test_reconcile_does_not_retry_or_report_failed_files_again(tmp_path: Path) -> None:
+    from clipdesk.library import LibraryOptions
+    from clipdesk.service import IndexService, ServiceEvent
+
+    root = tmp_path / "photos"
+    _photo(root / "good.jpg", (1, 200, 3))
+    for i in range(5):
+        _junk(root / f"junk{i}.jpg", i)
+    db = tmp_path / "lib.db"
+    with Store(db) as store:
+        assert len(Indexer(store, ColourEncoder(), workers=2).index([str(root)]).failed) == 5
+    events: list[ServiceEvent] = []
+    service = IndexService(
+        LibraryOptions(db_path=db), on_event=events.append, encoder=ColourEncoder(), debounce=0.1
+    )
+    service.start()  # reconciles every folder at start
+    try:
+        _wait(lambda: any(e.kind == "idle" for e in events))
+    finally:
+        service.stop()
+    assert [e for e in events if e.kind == "failed"] == []
+
+
+def test_index_reports_skipped_failures(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _photo(root / "good.jpg", (1, 200, 3))
+    for i in range(4):
+        _junk(root / f"junk{i}.jpg", i)
+    env = clipdesk_env(tmp_path / "data")
+    first = run_clipdesk(env, "index", str(root), "--model", COLOUR_MODEL, "--json")
+    assert len(json.loads(first.stdout)["failed"]) == 4
+    second = run_clipdesk(env, "index", "--json")
+    report = json.loads(second.stdout)
+    assert (report["failed"], report["skipped"], report["unchanged"]) == ([], 4, 1)
+    text = run_clipdesk(env, "index")
+    assert "4 skipped (failed before, unchanged since)" in text.stdout, text.stdout
