@@ -313,6 +313,38 @@ def test_two_processes_set_up_the_same_library(tmp_path: Path, monkeypatch: pyte
         assert second.count_images() == 1 and second.vector(1) is not None
 
 
+def test_watch_and_index_at_once(tmp_path: Path) -> None:
+    import random
+    import signal
+    import time
+
+    from .helpers import random_colour
+
+    root = tmp_path / "photos"
+    rng = random.Random(11)
+    for i in range(300):
+        _photo(root / f"p{i:04d}.jpg", random_colour(rng))
+    env = clipdesk_env(tmp_path / "data")
+    db = tmp_path / "data" / "library.db"
+    log = tmp_path / "watch.log"
+    with open(log, "w") as err:
+        watch = subprocess.Popen(
+            clipdesk_argv("watch", str(root), "--model", COLOUR_MODEL, "--batch-size", "4"),
+            env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+        )
+    try:
+        index = run_clipdesk(env, "index", str(root), "--model", COLOUR_MODEL, "--batch-size", "4")
+        deadline = time.monotonic() + 120
+        while "up to date: 300 images" not in log.read_text() and watch.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=60)
+    assert "Traceback" not in index.stderr and index.returncode == 0, index.stderr
+    assert "Traceback" not in log.read_text() and watch.returncode == 0, log.read_text()
+    check_library_matches(db, root)
+
 # -- 7. work that never ends --------------------------------------------------------------
 
 
