@@ -234,7 +234,9 @@ class Indexer:
                 )
                 continue
             unreadable: dict[str, str] = {}
-            failures = self.store.failures(folder.id)
+            failures = {
+                p: f for p, f in self.store.failures(folder.id).items() if _is_within(p, root)
+            }
 
             def failure(path: str, failures: dict[str, FailedFile] = failures) -> FailedFile | None:
                 return failures.pop(path, None)

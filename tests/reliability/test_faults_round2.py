@@ -469,6 +469,11 @@ def test_a_failed_file_is_not_read_again_until_it_changes(tmp_path: Path) -> Non
         assert (later.indexed, later.skipped) == (1, 3)
         assert set(store.failures(1)) == {str(junk[0]), *map(str, junk[3:])}
 
+        # Indexing a subfolder alone keeps what it knows of the rest of the folder.
+        sub = _junk(root / "sub" / "j.jpg", 7)
+        assert len(indexer.index([str(root / "sub")]).failed) == 1
+        assert set(store.failures(1)) == {str(junk[0]), *map(str, junk[3:]), str(sub)}
+
 
 def test_reconcile_does_not_retry_or_report_failed_files_again(tmp_path: Path) -> None:
     from clipdesk.library import LibraryOptions
