@@ -141,8 +141,13 @@ def test_bad_files_are_reported_and_skipped_and_odd_files_indexed(tmp_path: Path
     }
     assert colours == odd
 
-    # In text mode, each bad file gets one "skipped PATH: reason" line and the run succeeds.
-    again = subprocess.run(argv[:-1], env=env, capture_output=True, text=True, timeout=120)
+    # Failed files are remembered: unchanged, they are not read or reported again.
+    repeat = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(repeat.stdout)["skipped"] == len(bad) and not json.loads(repeat.stdout)["failed"]
+
+    # In text mode (a new library), each bad file gets one "skipped PATH: reason" line and the run succeeds.
+    text_env = dict(env, CLIPDESK_DATA_DIR=str(tmp_path / "data-text"))
+    again = subprocess.run(argv[:-1], env=text_env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Traceback" not in again.stderr
     skipped = again.stderr.splitlines()
     assert len(skipped) == len(bad) and all(line.startswith("  skipped ") for line in skipped)
