@@ -257,7 +257,7 @@ class Store:
             conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except apsw.CantOpenError:
+            except (apsw.CantOpenError, apsw.ReadOnlyError):
                 # A WAL library on a read-only disk cannot make its shared-memory file;
                 # nothing else can be writing there, so read it as an unchanging file.
                 conn.close()
