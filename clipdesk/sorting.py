@@ -172,7 +172,6 @@ def _place(file: str, target: Path) -> Path:
             os.rename(file, candidate)
         else:
             os.unlink(file)
-        _sync_folder(candidate.parent)
         return candidate
     raise AssertionError("unreachable")  # _candidates never ends
 
@@ -196,11 +195,14 @@ def _copy(source: str, target: Path) -> Path:
 def _move(source: str, target: Path) -> Path:
     """Move to a free name from `target` on; across devices, the original goes only once the copy is on disk."""
     try:
-        return _place(source, target)  # same device: a new name for the same data
+        # Same device: a new name for the same data, which never moves; the file
+        # system's journal keeps the new name if it keeps the removal of the old.
+        return _place(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
     placed = _copy(source, target)
+    _sync_folder(placed.parent)  # the new name too must survive a power cut before the original goes
     os.remove(source)
     return placed
 
