@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import os
 import sys
 import time
@@ -14,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ClipdeskError
-from .paths import default_db_path, display
+from .paths import default_db_path, display, printable
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -191,7 +191,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
         )
         for failure in report.failed:
-            print(f"  skipped {display(failure.path)}: {failure.error}", file=sys.stderr)
+            print(f"  skipped {printable(failure.path)}: {printable(failure.error)}", file=sys.stderr)
     return 0
 
 
@@ -202,7 +202,7 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
     if not hits:
         print("No matches.", file=sys.stderr)
     for hit in hits:
-        print(f"{hit.score:6.3f}  {display(hit.path)}")
+        print(f"{hit.score:6.3f}  {printable(hit.path)}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -263,11 +263,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if item.result is None:
             if not args.json:
                 failed += 1
-            print(f"clipdesk: {item.error}", file=sys.stderr)
+            print(f"clipdesk: {printable(item.error or '')}", file=sys.stderr)
         elif not args.json:
-            print(display(item.path))
+            print(printable(item.path))
             for label, p in item.result.ranked():
-                print(f"  {p * 100:5.1f}%  {'█' * round(p * 20):<20}  {label}")
+                print(f"  {p * 100:5.1f}%  {'█' * round(p * 20):<20}  {printable(label)}")
     return 1 if failed else 0
 
 
@@ -288,13 +288,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
     else:
-        print(f"Library:   {data['database']} ({data['size_bytes'] / 1e6:.1f} MB)")
-        print(f"Model:     {data['model'] or 'none yet'}")
+        print(f"Library:   {printable(str(args.db))} ({data['size_bytes'] / 1e6:.1f} MB)")
+        print(f"Model:     {printable(data['model'] or 'none yet')}")
         print(f"Images:    {data['images']}")
-        print(f"Integrity: {data['integrity']}")
+        print(f"Integrity: {printable(data['integrity'])}")
         print("Folders:" + ("" if folders else "   none"))
         for f in folders:
-            print(f"  {f.image_count:8d}  {display(f.path)}")
+            print(f"  {f.image_count:8d}  {printable(f.path)}")
     return 0 if data["integrity"] == "ok" else 1
 
 
@@ -307,7 +307,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         _print_json({"folder": display(args.path), "removed": removed})
     else:
         print(
-            f"Forgot {display(args.path)} ({removed} images). "
+            f"Forgot {printable(args.path)} ({removed} images). "
             "The photos themselves were not touched."
         )
     return 0
@@ -356,6 +356,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     # Ctrl-C and SIGTERM end the loop below; the service then stops cleanly.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # The service's own warnings go to the terminal too, escaped like the event lines.
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(_PrintableFormatter())
+    logging.getLogger("clipdesk").addHandler(log_handler)
     try:
         service.start()
         for path in args.paths:
@@ -367,10 +371,29 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.line("stopping…")
         service.stop()
     finally:
+        logging.getLogger("clipdesk").removeHandler(log_handler)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     # Ended by a signal: a clean stop. Ended by itself: it could not go on (logged above).
     return 0 if stop.is_set() else 1
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log records as `watch` prints its lines: the time, then text with control characters escaped.
+
+    A log file read with `tail` or `less` is a terminal too, so a handler
+    writing to a file should use this formatter as well.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        # A traceback keeps its lines; what is inside each line is escaped.
+        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
 
 
 class _EventLog:
@@ -385,7 +408,7 @@ class _EventLog:
 
     def line(self, text: str) -> None:
         with self._lock:
-            print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+            print(f"{time.strftime('%H:%M:%S')} {printable(text)}", file=sys.stderr, flush=True)
 
     def __call__(self, e: Any) -> None:
         where = f" {display(e.path)}" if e.path else (f" {display(e.folder)}" if e.folder else "")
@@ -453,9 +476,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                 f"Cannot move the old library {display(str(db))} aside ({exc.strerror or exc}); "
                 "make its folder writable and try again."
             ) from None
-        print(f"Moved the old library to {display(str(backup))}.")
+        print(f"Moved the old library to {printable(str(backup))}.")
     Store(db).close()
-    print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
+    print(f"Created an empty library at {printable(str(db))}; run `clipdesk index PATH` to fill it.")
     return 0
 
 
@@ -509,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ClipdeskError as exc:
-        print(f"clipdesk: {exc}", file=sys.stderr)
+        print(f"clipdesk: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("clipdesk: interrupted; everything indexed so far is saved.", file=sys.stderr)
@@ -525,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("clipdesk").exception("internal error in `clipdesk %s`", args.command)
         print(
             f"clipdesk: internal error ({type(exc).__name__}); this is a bug in clipdesk, not a "
-            f"problem with your photos or library. Details are in {logfile.log_path()}.",
+            f"problem with your photos or library. Details are in {printable(str(logfile.log_path()))}.",
             file=sys.stderr,
         )
         return 70

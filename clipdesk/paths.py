@@ -56,5 +56,30 @@ def from_db(value: str | bytes) -> str:
 
 
 def display(path: str) -> str:
-    """A path fit to print: undecodable bytes shown as escapes rather than crashing."""
+    """A path fit to encode (JSON, messages): undecodable bytes shown as escapes rather than crashing."""
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _control_escapes() -> dict[int, str]:
+    # C0, DEL and C1 can move the cursor, erase lines or (OSC 52) write the
+    # clipboard; line and paragraph separators and bidi overrides can fake a
+    # line or reorder what is shown. Each becomes a visible escape, like
+    # `ls` and git's core.quotePath do.
+    table = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+    for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        table[c] = f"\\u{c:04x}"
+    return table
+
+
+_CONTROL_ESCAPES = _control_escapes()
+
+
+def printable(text: str) -> str:
+    """Text fit for a terminal: control characters and undecodable bytes as visible escapes.
+
+    The one rule for every human-readable line clipdesk prints: a file name
+    cannot then write escape sequences or split itself over two lines.
+    Same as display() for ordinary names, so both show a name alike.
+    """
+    return display(text).translate(_CONTROL_ESCAPES)
