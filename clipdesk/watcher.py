@@ -38,6 +38,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from .imaging import supported_suffixes
+from .paths import is_within
 from .scanner import is_candidate, scan, stat_file
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,7 @@ def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
         if len(parts) < 3:
             continue
         point = _unescape_mount(parts[1])
-        within = path == point or path.startswith(point.rstrip("/") + "/")
-        if within and len(point) >= len(best):
+        if is_within(path, point) and len(point) >= len(best):
             best, best_type = point, parts[2]
     return best_type
 
@@ -173,17 +173,15 @@ class ChangeBuffer:
     def gone(self, path: str, partner: str | None = None) -> None:
         """A file or folder was deleted or moved away (to partner, if inside a library folder)."""
         with self._lock:
-            prefix = path.rstrip(os.sep) + os.sep
-            for touched in [p for p in self._touched if p == path or p.startswith(prefix)]:
+            for touched in [p for p in self._touched if is_within(p, path)]:
                 del self._touched[touched]
             self._gone[path] = _Gone(self.clock(), partner)
         self.wake.set()
 
     def drop_under(self, root: str) -> None:
         """Forget everything pending below root (a folder no longer watched, or missing)."""
-        prefix = root.rstrip(os.sep) + os.sep
         def below(path: str) -> bool:
-            return path == root or path.startswith(prefix)
+            return is_within(path, root)
 
         with self._lock:
             self._touched = {p: e for p, e in self._touched.items() if not below(p)}
@@ -239,10 +237,7 @@ class ChangeBuffer:
     def _waits_for(self, partner: str | None) -> bool:
         if partner is None:
             return False
-        prefix = partner.rstrip(os.sep) + os.sep
-        return any(
-            p == partner or p.startswith(prefix) for table in (self._touched, self._dirs) for p in table
-        )
+        return any(is_within(p, partner) for table in (self._touched, self._dirs) for p in table)
 
 
 class _Handler(FileSystemEventHandler):
@@ -255,7 +250,7 @@ class _Handler(FileSystemEventHandler):
 
     def _visible(self, path: str) -> bool:
         # The scanner skips hidden files and folders; so do we.
-        if not (path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)):
+        if not is_within(path, self.root):
             return False
         rel = os.path.relpath(path, self.root)
         return rel == "." or not any(part.startswith(".") for part in rel.split(os.sep))
@@ -482,8 +477,8 @@ class Watcher:
                 f.root for f in self._folders.values()
                 if f.state in ("watching", "polling") and self._present(f)
             ]
-        gone = [p for p in gone if any(_within(p, r) for r in present)]
-        changed = [p for p in changed if any(_within(p, r) for r in present)]
+        gone = [p for p in gone if any(is_within(p, r) for r in present)]
+        changed = [p for p in changed if any(is_within(p, r) for r in present)]
         if changed or gone:
             self.on_changes(changed, gone)
 
@@ -544,10 +539,6 @@ class Watcher:
                 return False
             folder.device = st.st_dev
         return True
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _missing_message(root: str) -> str:
