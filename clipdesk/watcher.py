@@ -51,8 +51,12 @@ NETWORK_FILESYSTEMS = frozenset(
         "glusterfs", "davfs", "vboxsf", "virtiofs", "drvfs", "fuse.sshfs", "sshfs",
         "fuse.rclone", "fuse.s3fs", "fuse.davfs2", "fuse.glusterfs", "fuse.ceph",
         "fuse.gvfsd-fuse", "fuse.smbnetfs", "fuse.vmhgfs-fuse", "fuse.gcsfuse",
+        "afpfs", "webdav",  # macOS
+        "remote",  # Windows network drives and UNC paths (see REMOTE)
     }
 )
+# The type given to Windows network drives and paths, whose own type says nothing.
+REMOTE = "remote"
 
 # Only these events matter; leaving out opened/closed-without-write/attrib
 # keeps our own reads of the photos from waking the watcher.
@@ -82,22 +86,56 @@ def _unescape_mount(field: str) -> str:
     return field
 
 
-def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
-    """The type of the file system holding path (Linux), or None where unknown."""
+def _mount_table(mounts: str) -> list[tuple[str, str]] | None:
+    """(mount point, file-system type) of every mount, or None where nothing tells.
+
+    Linux's mounts file where there is one; elsewhere (macOS, Windows, the BSDs) the
+    platform's own list, through psutil.
+    """
     try:
-        with open(mounts, encoding="utf-8", errors="replace") as handle:
+        with open(mounts, encoding="utf-8", errors="surrogateescape") as handle:
             lines = handle.read().splitlines()
     except OSError:
+        return _platform_mounts()
+    return [(_unescape_mount(p[1]), p[2]) for p in map(str.split, lines) if len(p) >= 3]
+
+
+def _platform_mounts() -> list[tuple[str, str]] | None:
+    try:
+        import psutil
+
+        partitions = psutil.disk_partitions(all=True)
+    except Exception:  # noqa: BLE001 - not knowing only means native events are tried first
+        log.info("could not list the mounted file systems", exc_info=True)
+        return None
+    # Windows names a mapped network drive's type after the server's disk ("NTFS"); its
+    # options say "remote".
+    return [
+        (part.mountpoint, REMOTE if "remote" in part.opts.split(",") else part.fstype)
+        for part in partitions
+    ]
+
+
+def _unc_path(path: str) -> bool:
+    """True for a Windows network path: \\\\server\\share\\… or \\\\?\\UNC\\server\\share\\…"""
+    path = path.replace("/", "\\")
+    if path[:8].upper() == "\\\\?\\UNC\\":
+        return True
+    return path.startswith("\\\\") and not path.startswith(("\\\\?\\", "\\\\.\\"))
+
+
+def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the file system holding path, or None where unknown."""
+    path = os.path.realpath(path)
+    if os.name == "nt" and _unc_path(path):
+        return REMOTE
+    table = _mount_table(mounts)
+    if table is None:
         return None
     best, best_type = "", None
-    path = os.path.realpath(path)
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = _unescape_mount(parts[1])
+    for point, fs_type in table:
         if is_within(path, point) and len(point) >= len(best):
-            best, best_type = point, parts[2]
+            best, best_type = point, fs_type
     return best_type
 
 
