@@ -54,8 +54,9 @@ def is_within(path: str, folder: str) -> bool:
     """True if path is folder itself or lies anywhere below it."""
     if not path or not folder:
         return False
-    p, f = _key(path), _key(folder)
-    return p == f or p.startswith(f + os.sep)
+    f = _key(folder)
+    p = os.path.normcase(path)
+    return p.startswith(f + os.sep) or p.rstrip(os.sep) == f
 
 
 def folder_holding(path: str, folders: Iterable[str]) -> str | None:
