@@ -35,8 +35,8 @@ from .encoder import Encoder
 from .errors import ClipdeskError, ModelUnavailable
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
-from .paths import folder_holding
 from .models import load_encoder
+from .paths import folder_holding
 from .scanner import scan
 from .store import Store
 from .watcher import Watcher
