@@ -24,9 +24,9 @@ import numpy as np
 from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
-from .paths import display
+from .paths import FolderSet, display, folder_holding, is_within
 from .scanner import FileStat, scan, stat_file
-from .store import ImageState, NewImage, Store, _is_within
+from .store import ImageState, NewImage, Store
 
 HASH_CHUNK = 1 << 20
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
@@ -182,7 +182,7 @@ class Indexer:
                 continue
             folder = self.store.add_folder(root)
             known = {
-                p: s for p, s in self.store.image_states(folder.id).items() if _is_within(p, root)
+                p: s for p, s in self.store.image_states(folder.id).items() if is_within(p, root)
             }
             if known and _is_empty_dir(root):
                 # An unmounted drive or share leaves its mount point behind, empty: that
@@ -236,25 +236,24 @@ class Indexer:
         """
         start = time.monotonic()
         report = IndexReport()
-        folders = self.store.folders()
+        folders = {folder.path: folder for folder in self.store.folders()}
         states: dict[int, dict[str, ImageState]] = {}
 
         def folder_of(path: str) -> int | None:
-            best = None
-            for folder in folders:
-                if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                    best = folder
-            if best is None:
+            holder = folder_holding(path, folders)
+            if holder is None:
                 return None
+            best = folders[holder]
             if best.id not in states:
                 states[best.id] = self.store.image_states(best.id)
             return best.id
 
         missing: dict[str, ImageState] = {}
-        gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
-        for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
+        gone = list(gone)
+        gone_set = FolderSet(gone)
+        for gone_folder in {f for f in map(folder_of, gone) if f is not None}:
             for path, known in states[gone_folder].items():
-                if _under_any(path, gone_set) and stat_file(path) is None:
+                if gone_set.holds(path) and stat_file(path) is None:
                     missing[path] = known
         jobs = []
         for path in dict.fromkeys(changed):
@@ -540,17 +539,6 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         height=info.height,
         taken_at=info.taken_at,
     )
-
-
-def _under_any(path: str, roots: set[str]) -> bool:
-    """True if path is one of roots or lies below one of them."""
-    while True:
-        if path in roots:
-            return True
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
 
 
 def remove_missing(store: Store, paths: Iterable[str]) -> int:

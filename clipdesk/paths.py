@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 APP_NAME = "clipdesk"
@@ -35,6 +36,57 @@ def make_private_dir(path: Path) -> Path:
     """Create a folder readable only by the user (photos' metadata is private)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+# -- which folder holds a path ---------------------------------------------------
+# One rule for "is this path in that folder", used everywhere: compared as text
+# (the library stores resolved paths), in the platform's case rules (os.path.normcase:
+# case-blind on Windows, exact on POSIX), trailing separators ignored, so /a/bc is
+# not inside /a/b and every path is inside the root.
+
+
+def _key(path: str) -> str:
+    # A root ("/", "C:\\") trims to "" or "C:"; the separator added back below restores it.
+    return os.path.normcase(path).rstrip(os.sep)
+
+
+def is_within(path: str, folder: str) -> bool:
+    """True if path is folder itself or lies anywhere below it."""
+    if not path or not folder:
+        return False
+    f = _key(folder)
+    p = os.path.normcase(path)
+    return p.startswith(f + os.sep) or p.rstrip(os.sep) == f
+
+
+def folder_holding(path: str, folders: Iterable[str]) -> str | None:
+    """The deepest of folders that holds path (itself or an ancestor), or None."""
+    best: str | None = None
+    best_len = -1
+    for folder in folders:
+        if is_within(path, folder) and len(_key(folder)) > best_len:
+            best, best_len = folder, len(_key(folder))
+    return best
+
+
+class FolderSet:
+    """Many folders to test many paths against: each test costs the path's depth, not the set's size."""
+
+    def __init__(self, folders: Iterable[str]) -> None:
+        self._keys = frozenset(_key(f) for f in folders if f)
+
+    def holds(self, path: str) -> bool:
+        """True if path is one of the folders or lies below one of them."""
+        if not path:
+            return False
+        key = _key(path)
+        while True:
+            if key in self._keys:
+                return True
+            parent, sep, _ = key.rpartition(os.sep)
+            if not sep:
+                return False
+            key = parent
 
 
 def to_db(path: str) -> str | bytes:

@@ -35,6 +35,7 @@ from .errors import ClipdeskError, ModelUnavailable
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
 from .models import load_encoder
+from .paths import folder_holding
 from .scanner import scan
 from .store import Store
 from .watcher import Watcher
@@ -409,13 +410,7 @@ class IndexService:
 
     def _root_of(self, path: str) -> str | None:
         with self._cv:
-            best = None
-            for root in self._folder_rows:
-                if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and (
-                    best is None or len(root) > len(best)
-                ):
-                    best = root
-            return best
+            return folder_holding(path, self._folder_rows)
 
     # -- the indexing thread --------------------------------------------------------
 

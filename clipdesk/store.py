@@ -23,7 +23,7 @@ import numpy as np
 from . import migrations
 from .errors import InternalError, LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
 from .logfile import log_path
-from .paths import default_db_path, display, from_db, to_db
+from .paths import default_db_path, display, folder_holding, from_db, is_within, to_db
 
 log = logging.getLogger(__name__)
 
@@ -478,11 +478,9 @@ class Store:
 
     def folder_containing(self, path: str) -> Folder | None:
         """The library folder that covers this path (itself or an ancestor)."""
-        best: Folder | None = None
-        for folder in self.folders():
-            if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                best = folder
-        return best
+        folders = {folder.path: folder for folder in self.folders()}
+        holder = folder_holding(path, folders)
+        return None if holder is None else folders[holder]
 
     def add_folder(self, path: str) -> Folder:
         """Remember a folder; a folder inside one already known is covered by it.
@@ -499,7 +497,7 @@ class Store:
             )
             new_id = self.conn.last_insert_rowid()
             for folder in self.folders():
-                if folder.id != new_id and _is_within(folder.path, path):
+                if folder.id != new_id and is_within(folder.path, path):
                     self.conn.execute(
                         "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
                     )
@@ -810,10 +808,6 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
 
 def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _is_within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 __all__ = [
