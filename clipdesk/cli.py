@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import ClipdeskError
 from .paths import default_db_path, display
+
+if TYPE_CHECKING:
+    from .events import ServiceEvent
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -386,43 +389,57 @@ class _EventLog:
         with self._lock:
             print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
-    def __call__(self, e: Any) -> None:
-        where = f" {display(e.path)}" if e.path else (f" {display(e.folder)}" if e.folder else "")
-        kind = e.kind
-        if kind == "progress":
-            now = time.monotonic()
-            # Big jobs get a line every few seconds, and one at the end.
-            if e.done == 0 or (e.done < e.total and now - self._last_progress < 5.0):
-                return
-            if e.done == e.total and e.total < 20:
-                return
-            self._last_progress = now
-            rate = f", {e.rate:.1f} images/s" if e.rate else ""
-            self.line(f"indexing {e.done}/{e.total}{rate}{where}")
-        elif kind == "queued":
-            self.line(f"changed: {e.total} path{'s' if e.total != 1 else ''}{where}")
-        elif kind == "encoded":
-            self.line(f"indexed {e.done} image{'s' if e.done != 1 else ''} ({e.encoded} encoded){where}; library: {e.images}")
-        elif kind == "moved":
-            self.line(f"moved {e.done} image{'s' if e.done != 1 else ''} (vectors kept){where}")
-        elif kind == "removed":
-            self.line(f"removed {e.done} image{'s' if e.done != 1 else ''}{where}" + (f": {e.message}" if e.message else ""))
-        elif kind == "failed":
-            self.line(f"skipped{where}: {e.message}")
-        elif kind == "folder":
-            self.line(f"folder {display(e.folder or '')}: {e.state}" + (f" ({e.message})" if e.message else ""))
-        elif kind == "model":
-            if e.state == "downloading":
-                return
-            self.line(f"model: {e.state}" + (f" ({e.message})" if e.message else ""))
-            if e.state == "unavailable":
+    def __call__(self, e: ServiceEvent) -> None:
+        from . import events as ev
+
+        def where(path: str | None = None, folder: str | None = None) -> str:
+            return f" {display(path)}" if path else (f" {display(folder)}" if folder else "")
+
+        def images(n: int) -> str:
+            return f"{n} image{'s' if n != 1 else ''}"
+
+        match e:
+            case ev.Progress():
+                now = time.monotonic()
+                # Big jobs get a line every few seconds, and one at the end.
+                if e.done == 0 or (e.done < e.total and now - self._last_progress < 5.0):
+                    return
+                if e.done == e.total and e.total < 20:
+                    return
+                self._last_progress = now
+                rate = f", {e.rate:.1f} images/s" if e.rate else ""
+                self.line(f"indexing {e.done}/{e.total}{rate}{where(e.path, e.folder)}")
+            case ev.ChangesQueued():
+                self.line(f"changed: {e.count} path{'s' if e.count != 1 else ''}{where(e.path, e.folder)}")
+            case ev.Indexed():
+                self.line(f"indexed {images(e.count)} ({e.encoded} encoded){where(e.path, e.folder)}; library: {e.images}")
+            case ev.Moved():
+                self.line(f"moved {images(e.count)} (vectors kept){where(e.path, e.folder)}")
+            case ev.PhotosRemoved():
+                self.line(f"removed {images(e.count)}{where(e.path, e.folder)}")
+            case ev.FolderRemoved():
+                self.line(f"folder {display(e.folder)}: removed ({e.message})")
+            case ev.FileSkipped():
+                self.line(f"skipped{where(e.path, e.folder)}: {e.message}")
+            case ev.FolderChanged():
+                s = e.status
+                self.line(f"folder {display(s.path)}: {s.state.value}" + (f" ({s.message})" if s.message else ""))
+            case ev.ModelLoading():
+                self.line("model: loading")
+            case ev.ModelReady():
+                self.line(f"model: ready ({e.model_id})")
+            case ev.ModelFailed():
+                self.line(f"model: unavailable ({e.message})")
                 self.fatal = True
-        elif kind == "idle":
-            self.line(f"up to date: {e.images} images")
-        elif kind == "error":
-            self.line(f"error{where}: {e.message}")
-        else:
-            self.line(kind + where + (f": {e.message}" if e.message else ""))
+            case ev.Idle():
+                self.line(f"up to date: {e.images} images")
+            case ev.ServiceError():
+                self.line(f"error{where(None, e.folder)}: {e.message}")
+                self.fatal = self.fatal or e.fatal
+            case ev.Started() | ev.Stopped():
+                self.line(type(e).__name__.lower())
+            case ev.ModelDownloading():
+                pass  # a line per chunk would drown the log
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

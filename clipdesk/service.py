@@ -13,8 +13,9 @@ Three lanes, each with its own thread:
   search never waits behind a long batch;
 - watching: `watcher.Watcher` turns file-system events into settled changes.
 
-No Qt here: progress goes to a plain callback (`on_event`), which the GUI
-re-emits as a signal and the CLI prints.
+No Qt here: progress goes to a plain callback (`on_event`) as the records of
+`clipdesk.events`, which the GUI re-emits as a signal and the CLI prints.
+docs/service.md lists what a caller may call, on which thread, and what comes back.
 """
 
 from __future__ import annotations
@@ -29,10 +30,32 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 from .encoder import Encoder
 from .errors import ClipdeskError, ModelUnavailable
+from .events import (
+    ChangesQueued,
+    FileSkipped,
+    FolderChanged,
+    FolderRemoved,
+    FolderState,
+    FolderStatus,
+    Idle,
+    Indexed,
+    ModelDownloading,
+    ModelFailed,
+    ModelLoading,
+    ModelReady,
+    Moved,
+    PhotosRemoved,
+    Progress,
+    ServiceError,
+    ServiceEvent,
+    Started,
+    Stopped,
+)
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
 from .models import load_encoder
@@ -48,37 +71,24 @@ T = TypeVar("T")
 # searchable, but not watched or reconciled (JSON list in the meta table).
 UNWATCHED_KEY = "service.unwatched"
 
-_PRIORITY = {"add": 0, "reindex": 0, "remove": 0, "changes": 1, "reconcile": 2}
 
+class _Kind(Enum):
+    """A piece of indexing work; the value is its priority (lower goes first)."""
 
-@dataclass(frozen=True)
-class ServiceEvent:
-    """Something the service did or noticed; see SERVICE_API.md for the kinds."""
+    ADD = (0, "add")
+    REINDEX = (0, "reindex")
+    REMOVE = (0, "remove")
+    CHANGES = (1, "changes")
+    RECONCILE = (2, "reconcile")
 
-    kind: str
-    folder: str | None = None
-    path: str | None = None
-    done: int = 0
-    total: int = 0
-    encoded: int = 0
-    failed: int = 0
-    images: int = 0
-    rate: float = 0.0
-    state: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    path: str
-    images: int
-    state: str  # "watching" | "polling" | "indexing" | "error" | "missing" | "unwatched"
-    message: str | None = None
+    @property
+    def priority(self) -> int:
+        return self.value[0]
 
 
 @dataclass
 class _Work:
-    kind: str  # "add" | "reindex" | "remove" | "changes" | "reconcile"
+    kind: _Kind
     folder: str | None = None
     forget: bool = True
     changed: list[str] = field(default_factory=list)
@@ -86,7 +96,7 @@ class _Work:
 
     @property
     def priority(self) -> int:
-        return _PRIORITY[self.kind]
+        return self.kind.priority
 
 
 class _Rate:
@@ -157,11 +167,11 @@ class IndexService:
         self._folder_rows: dict[str, int] = {}  # library folder -> images
         self._unwatched: set[str] = set()
         self._session_roots: set[str] = set()  # added while running: watched regardless
-        self._watch_states: dict[str, tuple[str, str | None]] = {}
+        self._watch_states: dict[str, tuple[FolderState, str | None]] = {}
         self._watched: set[str] = set()  # folders the watcher has (for periodic reconciles)
         self._indexing: set[str] = set()
-        self._published: dict[str, tuple[str, str | None]] = {}
-        self._activity = True  # something happened since the last "idle" event
+        self._published: dict[str, tuple[FolderState, str | None]] = {}
+        self._activity = True  # something happened since the last Idle event
         self._next_reconcile = time.monotonic() + reconcile_interval
         self._calls: queue.Queue[tuple[Callable[[Library], Any], concurrent.futures.Future[Any]] | None] = (
             queue.Queue()
@@ -177,7 +187,7 @@ class IndexService:
             if self._started:
                 return
             self._started = True
-        self._emit(ServiceEvent("started"))
+        self._emit(Started())
         self._index_thread.start()
         self._call_thread.start()
 
@@ -207,8 +217,8 @@ class IndexService:
         with self._cv:
             self._stopped = True
         if self._index_thread.is_alive():
-            self._emit(ServiceEvent("error", message=f"indexing did not stop within {timeout:.0f} s"))
-        self._emit(ServiceEvent("stopped"))
+            self._emit(ServiceError(f"indexing did not stop within {timeout:.0f} s"))
+        self._emit(Stopped())
 
     def pause(self) -> None:
         """Hold indexing after the current model batch (watching goes on)."""
@@ -234,7 +244,7 @@ class IndexService:
     def add_folder(self, path: str) -> None:
         """Remember a folder, index it before anything else, and watch it.
 
-        A path that is not a folder is reported as an "error" event (the caller
+        A path that is not a folder is reported as a ServiceError event (the caller
         may be a GUI slot, where an exception would only reach a log).
         """
         root = real_path(path)
@@ -242,9 +252,9 @@ class IndexService:
             problem = f"{path} is a file; choose a folder of photos." if os.path.exists(root) else (
                 f"No folder at {path}."
             )
-            self._emit(ServiceEvent("error", folder=path, message=problem))
+            self._emit(ServiceError(problem, folder=path))
             return
-        self._enqueue(_Work("add", root))
+        self._enqueue(_Work(_Kind.ADD, root))
 
     def remove_folder(self, path: str, *, forget: bool = True) -> None:
         """Stop watching a folder; with forget, drop its photos from the library too.
@@ -256,11 +266,11 @@ class IndexService:
         self._watcher.unwatch(root)
         with self._cv:
             self._watched.discard(root)
-        self._enqueue(_Work("remove", root, forget=forget))
+        self._enqueue(_Work(_Kind.REMOVE, root, forget=forget))
 
     def reindex_folder(self, path: str) -> None:
         """Check every file of a folder again by content (hash), not only size and date."""
-        self._enqueue(_Work("reindex", self._known_root(path)))
+        self._enqueue(_Work(_Kind.REINDEX, self._known_root(path)))
 
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
@@ -302,17 +312,17 @@ class IndexService:
         with self._cv:
             if self._stopping:
                 return
-            if work.kind == "changes":
+            if work.kind is _Kind.CHANGES:
                 self._changed.update(dict.fromkeys(work.changed))
                 self._gone.update(dict.fromkeys(work.gone))
-            elif work.kind == "reconcile":
+            elif work.kind is _Kind.RECONCILE:
                 assert work.folder is not None
                 self._reconcile[work.folder] = None
             else:
                 self._urgent.append(work)
             current = self._current
             if current is not None and self._cancel is not None:
-                if work.kind == "remove" and current.folder == work.folder:
+                if work.kind is _Kind.REMOVE and current.folder == work.folder:
                     self._cancel.set()  # no point finishing a folder being removed
                 elif current.priority > work.priority:
                     self._requeue = True
@@ -343,13 +353,13 @@ class IndexService:
         if self._urgent:
             return self._urgent.popleft()
         if self._changed or self._gone:
-            work = _Work("changes", changed=list(self._changed), gone=list(self._gone))
+            work = _Work(_Kind.CHANGES, changed=list(self._changed), gone=list(self._gone))
             self._changed, self._gone = {}, {}
             return work
         if self._reconcile:
             root = next(iter(self._reconcile))
             del self._reconcile[root]
-            return _Work("reconcile", root)
+            return _Work(_Kind.RECONCILE, root)
         return None
 
     def _queue_empty(self) -> bool:
@@ -369,15 +379,15 @@ class IndexService:
 
     # -- folder states ----------------------------------------------------------
 
-    def _state_of(self, root: str) -> tuple[str, str | None]:
+    def _state_of(self, root: str) -> tuple[FolderState, str | None]:
         if root in self._indexing:
-            return "indexing", None
+            return FolderState.INDEXING, None
         if self._model_error is not None:
-            return "error", self._model_error
-        return self._watch_states.get(root, ("unwatched", None))
+            return FolderState.ERROR, self._model_error
+        return self._watch_states.get(root, (FolderState.UNWATCHED, None))
 
     def _publish(self, roots: list[str] | None = None) -> None:
-        """Send a "folder" event for each folder whose state changed."""
+        """Send a FolderChanged event for each folder whose state changed."""
         events = []
         with self._cv:
             for root in roots if roots is not None else list(self._folder_rows):
@@ -386,31 +396,27 @@ class IndexService:
                 state = self._state_of(root)
                 if self._published.get(root) != state:
                     self._published[root] = state
-                    events.append(
-                        ServiceEvent(
-                            "folder", folder=root, state=state[0], message=state[1],
-                            images=self._folder_rows[root],
-                        )
-                    )
+                    events.append(FolderChanged(FolderStatus(root, self._folder_rows[root], *state)))
         for event in events:
             self._emit(event)
 
     def _on_watch_state(self, root: str, state: str, message: str | None) -> None:
+        # The watcher names its states with FolderState's values.
         with self._cv:
-            self._watch_states[root] = (state, message)
+            self._watch_states[root] = (FolderState(state), message)
         self._publish([root])
 
     def _on_changes(self, changed: list[str], gone: list[str]) -> None:
         total = len(changed) + len(gone)
         roots = {self._root_of(p) for p in changed + gone}
-        self._emit(ServiceEvent(
-            "queued", folder=roots.pop() if len(roots) == 1 else None,
-            path=(changed + gone)[0] if total == 1 else None, total=total,
+        self._emit(ChangesQueued(
+            total, folder=roots.pop() if len(roots) == 1 else None,
+            path=(changed + gone)[0] if total == 1 else None,
         ))
-        self._enqueue(_Work("changes", changed=changed, gone=gone))
+        self._enqueue(_Work(_Kind.CHANGES, changed=changed, gone=gone))
 
     def _on_reconcile_needed(self, root: str) -> None:
-        self._enqueue(_Work("reconcile", root))
+        self._enqueue(_Work(_Kind.RECONCILE, root))
 
     def _root_of(self, path: str) -> str | None:
         with self._cv:
@@ -430,7 +436,7 @@ class IndexService:
             library = Library(self.options, encoder=self._injected)
             self._encoder = self._load_model(library)
         except ClipdeskError as exc:
-            self._emit(ServiceEvent("error", message=str(exc)))
+            self._emit(ServiceError(str(exc), fatal=True))
         finally:
             self._model_settled.set()
         if library is None:
@@ -443,12 +449,12 @@ class IndexService:
             self._watcher.start()
             if self._encoder is not None:
                 for root in self._sync_watchers(library.store):
-                    self._enqueue(_Work("reconcile", root))
+                    self._enqueue(_Work(_Kind.RECONCILE, root))
             self._publish()
             while True:
                 if self._queue_empty() and self._activity:
                     self._activity = False
-                    self._emit(ServiceEvent("idle", images=library.store.count_images()))
+                    self._emit(Idle(library.store.count_images()))
                 work = self._take()
                 if work is None:
                     break
@@ -456,10 +462,10 @@ class IndexService:
                 with self._cv:
                     self._current = self._cancel = None
         except ClipdeskError as exc:  # e.g. the library stayed locked by another writer
-            self._emit(ServiceEvent("error", message=str(exc)))
+            self._emit(ServiceError(str(exc), fatal=True))
         except Exception as exc:  # a bug: say so rather than vanish
             log.exception("the indexing thread failed")
-            self._emit(ServiceEvent("error", message=f"internal error: {exc!r}"))
+            self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
             try:
                 library.store.checkpoint()
@@ -468,7 +474,7 @@ class IndexService:
             library.close()
 
     def _load_model(self, library: Library) -> Encoder | None:
-        self._emit(ServiceEvent("model", state="loading"))
+        self._emit(ModelLoading())
         try:
             spec = library.check_model(reindex=self._reindex)
             encoder = self._injected or load_encoder(
@@ -490,13 +496,13 @@ class IndexService:
                 )
         except ClipdeskError as exc:
             self._model_error = str(exc)
-            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._emit(ModelFailed(str(exc)))
             return None
-        self._emit(ServiceEvent("model", state="ready", message=encoder.model_id))
+        self._emit(ModelReady(encoder.model_id))
         return encoder
 
     def _download_bar(self) -> Any:
-        """A tqdm class for model downloads that reports as "model" events."""
+        """A tqdm class for model downloads that reports as ModelDownloading events."""
         import io
 
         from tqdm import tqdm
@@ -511,12 +517,7 @@ class IndexService:
 
             def update(self, n: float | None = 1) -> bool | None:
                 out: bool | None = super().update(n)
-                service._emit(
-                    ServiceEvent(
-                        "model", state="downloading", done=int(self.n), total=int(self.total or 0),
-                        message=self.desc or None,
-                    )
-                )
+                service._emit(ModelDownloading(int(self.n), int(self.total or 0), self.desc or None))
                 return out
 
         return Bar
@@ -551,12 +552,10 @@ class IndexService:
 
     def _run(self, library: Library, work: _Work) -> None:
         try:
-            if work.kind == "remove":
+            if work.kind is _Kind.REMOVE:
                 self._remove(library, work)
             elif self._encoder is None:
-                self._emit(ServiceEvent(
-                    "error", folder=work.folder, message=f"Cannot index without a model: {self._model_error}"
-                ))
+                self._emit(ServiceError(f"Cannot index without a model: {self._model_error}", folder=work.folder))
             else:
                 self._index(library, self._encoder, work)
         except ModelUnavailable as exc:
@@ -564,15 +563,15 @@ class IndexService:
             self._activity = True
             self._model_error = str(exc)
             self._encoder = None
-            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._emit(ModelFailed(str(exc)))
             self._publish()
         except ClipdeskError as exc:
             self._activity = True
-            self._emit(ServiceEvent("error", folder=work.folder, message=str(exc)))
+            self._emit(ServiceError(str(exc), folder=work.folder))
         except Exception as exc:  # a bug: report it, keep the service alive
             log.exception("indexing %s failed", work)
             self._activity = True
-            self._emit(ServiceEvent("error", folder=work.folder, message=f"internal error: {exc!r}"))
+            self._emit(ServiceError(f"internal error: {exc!r}", folder=work.folder))
         finally:
             with self._cv:
                 self._indexing.clear()
@@ -592,9 +591,8 @@ class IndexService:
                     self._unwatched.discard(root)
                 self._save_unwatched(library.store)
             message = f"forgot {root} ({removed} images); the photos themselves were not touched"
-            self._emit(ServiceEvent("removed", folder=root, done=removed, message=message,
-                                    images=library.store.count_images()))
         else:
+            removed = 0
             if library.store.folder_by_path(root) is None:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
             with self._cv:
@@ -603,12 +601,12 @@ class IndexService:
             message = f"stopped watching {root}; its photos stay searchable"
         with self._cv:
             self._published.pop(root, None)
-        self._emit(ServiceEvent("folder", folder=root, state="removed", message=message))
+        self._emit(FolderRemoved(root, removed, library.store.count_images(), message))
 
     def _index(self, library: Library, encoder: Encoder, work: _Work) -> None:
         store = library.store
         root = work.folder
-        if work.kind == "add":
+        if work.kind is _Kind.ADD:
             assert root is not None
             self._activity = True
             if root in self._unwatched:
@@ -623,7 +621,7 @@ class IndexService:
             self._sync_watchers(store)  # watch first, so nothing changed while indexing is missed
             self._publish()
         if root is not None and store.folder_containing(root) is None:
-            if work.kind == "reindex":
+            if work.kind is _Kind.REINDEX:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
             return  # removed meanwhile
         if root is not None and not os.path.isdir(root):
@@ -644,9 +642,8 @@ class IndexService:
                 with self._cv:
                     self._indexing.update(concerned)
                 self._publish(concerned)
-            self._emit(ServiceEvent(
-                "progress", folder=folder_event, path=p.current, done=p.done, total=p.total,
-                encoded=p.encoded, failed=p.failed, rate=rate.add(p.encoded),
+            self._emit(Progress(
+                p.done, p.total, p.encoded, p.failed, rate.add(p.encoded), folder=folder_event, path=p.current,
             ))
 
         assert self._cancel is not None
@@ -654,9 +651,9 @@ class IndexService:
             store, encoder, workers=self.options.workers, progress=progress,
             cancel=self._cancel, between_batches=self._between_batches,
         )
-        if work.kind == "changes":
+        if work.kind is _Kind.CHANGES:
             report = indexer.index_changes(work.changed, work.gone)
-        elif work.kind == "reindex":
+        elif work.kind is _Kind.REINDEX:
             assert root is not None
             paths = [s.path for s in scan(root)]
             report = indexer.index_changes(paths, [root], rehash=True)
@@ -672,22 +669,22 @@ class IndexService:
     def _report(self, store: Store, work: _Work, report: IndexReport, folder: str | None) -> None:
         """Summary events for one piece of work."""
         for failure in report.failed:
-            self._emit(ServiceEvent("failed", folder=folder, path=failure.path, message=failure.error))
+            self._emit(FileSkipped(failure.path, failure.error, folder=folder))
         if not (report.indexed or report.moved or report.removed or report.failed):
             return
         self._activity = True
         images = store.count_images()
-        single = work.changed[0] if work.kind == "changes" and len(work.changed) == 1 else None
+        changes = work.kind is _Kind.CHANGES
+        single = work.changed[0] if changes and len(work.changed) == 1 else None
         if report.indexed:
-            self._emit(ServiceEvent(
-                "encoded", folder=folder, path=single, done=report.indexed, total=report.indexed,
-                encoded=report.encoded, failed=len(report.failed), images=images,
+            self._emit(Indexed(
+                report.indexed, report.encoded, len(report.failed), images, folder=folder, path=single,
             ))
         if report.moved:
-            self._emit(ServiceEvent("moved", folder=folder, path=single, done=report.moved, images=images))
+            self._emit(Moved(report.moved, images, folder=folder, path=single))
         if report.removed:
-            gone = work.gone[0] if work.kind == "changes" and len(work.gone) == 1 else None
-            self._emit(ServiceEvent("removed", folder=folder, path=gone, done=report.removed, images=images))
+            gone = work.gone[0] if changes and len(work.gone) == 1 else None
+            self._emit(PhotosRemoved(report.removed, images, folder=folder, path=gone))
 
     # -- the interactive thread ---------------------------------------------------
 
@@ -716,4 +713,4 @@ class IndexService:
                 library.close()
 
 
-__all__ = ["FolderStatus", "IndexService", "ServiceEvent"]
+__all__ = ["FolderState", "FolderStatus", "IndexService", "ServiceEvent"]

@@ -22,7 +22,17 @@ from clipdesk import watcher as watcher_mod
 from clipdesk.errors import ClipdeskError, ModelUnavailable
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.search import Query
-from clipdesk.service import IndexService, ServiceEvent
+from clipdesk.events import (
+    FolderChanged,
+    FolderState,
+    Idle,
+    ModelFailed,
+    PhotosRemoved,
+    ServiceError,
+    ServiceEvent,
+    Stopped,
+)
+from clipdesk.service import IndexService
 from clipdesk.store import Store
 
 Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
@@ -73,7 +83,7 @@ def started(make_service: Factory, root: Path, view: View, count: int, **kwargs:
     service.start()
     service.add_folder(str(root))
     wait_for(lambda: len(view.paths()) == count, what=f"{count} images indexed: {events}")
-    wait_for(lambda: any(e.kind == "idle" for e in events), what="idle")
+    wait_for(lambda: any(isinstance(e, Idle) for e in events), what="idle")
     return service, events
 
 
@@ -86,7 +96,7 @@ def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: 
     make_photo(photos / "new" / "purple.jpg", "purple")
     wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
     assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
-    assert [f.state for f in service.folders()] == ["watching"]
+    assert [f.state for f in service.folders()] == [FolderState.WATCHING]
     assert service.folders()[0].images == 9
 
 
@@ -194,7 +204,7 @@ def test_deleted_files_and_folders_lose_their_vectors(
     wait_for(lambda: len(view.paths()) == 5, what="deletions")
     assert view.vectors() == 5 and view.store.integrity() == "ok"
     assert all("red2" not in p for p in search(service, "red"))
-    wait_for(lambda: any(e.kind == "removed" for e in events), what="removed event")
+    wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
 
 
 def test_thousand_files_dropped_at_once_indexed_exactly_once(
@@ -229,13 +239,13 @@ def test_changes_made_while_stopped_are_found_at_start(
              and str(photos / "blue2.bmp") not in view.paths(), what="reconcile at start")
     assert len(view.paths()) == 8
     assert encoder.count == encoded + 1  # only the new photo was encoded
-    wait_for(lambda: [f.state for f in service.folders()] == ["watching"], what="watching after reconcile")
+    wait_for(lambda: [f.state for f in service.folders()] == [FolderState.WATCHING], what="watching after reconcile")
 
 
 def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
     service, _events = started(make_service, photos, view, 8, force_polling=True)
     status = service.folders()[0]
-    assert status.state == "polling" and "polling" in (status.message or "")
+    assert status.state is FolderState.POLLING and "polling" in (status.message or "")
     make_photo(photos / "polled.png", "purple")
     (photos / "green1.jpg").rename(photos / "trip" / "green1.jpg")
     wait_for(lambda: str(photos / "polled.png") in view.paths()
@@ -266,9 +276,9 @@ def test_inotify_limit_falls_back_to_polling(
     monkeypatch.setattr(watcher_mod, "native_observer", Exhausted)
     service, events = started(make_service, photos, view, 8)
     status = service.folders()[0]
-    assert status.state == "polling" and "inotify" in (status.message or "")
-    assert any(e.kind == "folder" and e.state == "polling" and "max_user_watches" in (e.message or "")
-               for e in events)
+    assert status.state is FolderState.POLLING and "inotify" in (status.message or "")
+    assert any(isinstance(e, FolderChanged) and e.status.state is FolderState.POLLING
+               and "max_user_watches" in (e.status.message or "") for e in events)
     make_photo(photos / "after-limit.png", "purple")
     wait_for(lambda: str(photos / "after-limit.png") in view.paths(), what="change found by polling")
 
@@ -279,13 +289,13 @@ def test_vanished_folder_is_reported_photos_kept_and_watched_again(
     service, _events = started(make_service, photos, view, 8, force_polling=True)
     away = tmp_path / "unmounted"
     photos.rename(away)  # like a share going away: the polling observer dies
-    wait_for(lambda: service.folders()[0].state == "missing", what="missing state")
+    wait_for(lambda: service.folders()[0].state is FolderState.MISSING, what="missing state")
     assert "kept" in (service.folders()[0].message or "")
     time.sleep(0.5)
     assert len(view.paths()) == 8  # nothing deleted
     make_photo(away / "added-meanwhile.png", "purple")
     away.rename(photos)
-    wait_for(lambda: service.folders()[0].state == "polling", what="watched again")
+    wait_for(lambda: service.folders()[0].state is FolderState.POLLING, what="watched again")
     wait_for(lambda: str(photos / "added-meanwhile.png") in view.paths(), what="reconcile after return")
 
 
@@ -321,7 +331,7 @@ def test_stop_during_a_batch_leaves_a_consistent_library(
         assert store.integrity() == "ok"
         done = store.count_images()
     assert 0 < done < 300
-    assert events[-1].kind == "stopped"
+    assert isinstance(events[-1], Stopped)
     # The next run finishes the job without redoing what was saved.
     again = CountingEncoder()
     service, _ = make_service(encoder=again)
@@ -417,7 +427,7 @@ def test_remove_folder_forgets_or_keeps_photos(
     service.stop()
     service, later = make_service()  # also after a restart
     service.start()
-    wait_for(lambda: any(e.kind == "idle" for e in later), what="idle")
+    wait_for(lambda: any(isinstance(e, Idle) for e in later), what="idle")
     assert service.folders() == [] and len(view.paths()) == 8
 
 
@@ -454,7 +464,7 @@ def test_add_folder_reports_a_missing_folder(make_service: Factory, tmp_path: Pa
     service.add_folder(str(tmp_path / "nope"))
     (tmp_path / "file.jpg").write_bytes(b"x")
     service.add_folder(str(tmp_path / "file.jpg"))
-    errors = [e.message or "" for e in events if e.kind == "error"]
+    errors = [e.message for e in events if isinstance(e, ServiceError)]
     assert "No folder at" in errors[0] and "is a file" in errors[1]
 
 
@@ -479,14 +489,14 @@ def test_unmounted_share_keeps_its_photos(
             make_photo(share / f"{colour}.jpg", colour)
         service, _ = started(make_service, share, view, 3, force_polling=force_polling)
         subprocess.run(["umount", str(share)], check=True)  # the mount point stays, empty
-        wait_for(lambda: service.folders()[0].state == "missing", what="missing after unmount")
+        wait_for(lambda: service.folders()[0].state is FolderState.MISSING, what="missing after unmount")
         time.sleep(1.0)  # a poll of the empty mount point, and a debounce, have passed
         assert len(view.paths()) == 3
         subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
         for colour in ("red", "green", "blue", "white"):
             make_photo(share / f"{colour}.jpg", colour)
         wait_for(lambda: len(view.paths()) == 4, what="reconciled after the share came back")
-        assert service.folders()[0].state == ("polling" if force_polling else "watching")
+        assert service.folders()[0].state is (FolderState.POLLING if force_polling else FolderState.WATCHING)
     finally:
         subprocess.run(["umount", str(share)], capture_output=True, check=False)
 
@@ -501,11 +511,11 @@ def test_without_a_model_it_says_so_and_still_answers(
     service = IndexService(options, on_event=events.append, debounce=0.2)
     service.start()
     try:
-        wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
-        message = next(e.message for e in events if e.kind == "model" and e.state == "unavailable")
+        wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="model event")
+        message = next(e.message for e in events if isinstance(e, ModelFailed))
         assert message and "No model folder" in message
         assert service.submit(lambda lib: lib.store.count_images()).result(10) == 8  # no model needed
-        assert [f.state for f in service.folders()] == ["error"]
+        assert [f.state for f in service.folders()] == [FolderState.ERROR]
         with pytest.raises(ClipdeskError, match="No model folder"):
             service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
     finally:
@@ -534,8 +544,8 @@ def test_a_model_that_fails_at_first_encode_is_reported(
     service, events = make_service(encoder=Broken())
     service.start()
     service.add_folder(str(photos))
-    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
-    wait_for(lambda: [f.state for f in service.folders()] == ["error"], what="folder error state")
+    wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="model event")
+    wait_for(lambda: [f.state for f in service.folders()] == [FolderState.ERROR], what="folder error state")
     assert "corrupt" in (service.folders()[0].message or "")
 
 
@@ -552,7 +562,7 @@ def test_reindex_with_another_model(make_service: Factory, photos: Path, db: Pat
         library.index([str(photos)])
     refused, events = make_service(encoder=OtherModel())
     refused.start()
-    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="mismatch")
+    wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="mismatch")
     refused.stop()
     assert view.store.model() is not None and view.store.model().model_id == COLOUR_MODEL  # type: ignore[union-attr]
     other = OtherModel()

@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from ..encoder import Encoder
 from ..library import Library, LibraryOptions
-from .backend import IndexService, ServiceEvent
+from ..events import ServiceEvent
+from ..service import IndexService
 
 log = logging.getLogger(__name__)
 

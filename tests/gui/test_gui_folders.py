@@ -76,17 +76,16 @@ def test_without_a_model_the_window_says_what_to_do(qtbot, make_window, tmp_path
 
 
 def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_window):
-    from clipdesk.gui.backend import ServiceEvent
+    from clipdesk.events import Idle, ModelDownloading, ModelReady, Progress
 
     window = make_window()
     wait_idle(qtbot, window)
-    window._on_event(ServiceEvent("model", state="downloading", done=50, total=200,
-                                  message="model.safetensors"))
+    window._on_event(ModelDownloading(50, 200, "model.safetensors"))
     assert window.progress.isVisibleTo(window) and window.progress.text() == "25%"
-    window._on_event(ServiceEvent("model", state="ready"))
+    window._on_event(ModelReady("clipdesk-test:colours"))
     assert not window.progress.isVisibleTo(window)
 
-    window._on_event(ServiceEvent("progress", folder="/photos/2024", done=300, total=1200, rate=10.0))
+    window._on_event(Progress(300, 1200, encoded=300, failed=0, rate=10.0, folder="/photos/2024"))
     assert window.progress.text() == "300 / 1200"
     assert window.progress_label.text() == "Indexing 2024 · 10.0 photos/s · 2 min left"
     window.toggle_pause()
@@ -94,7 +93,7 @@ def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_
     assert window.pause_button.text() == "Resume"
     window.toggle_pause()
     qtbot.waitUntil(lambda: not window.worker.paused, timeout=5_000)
-    window._on_event(ServiceEvent("idle", images=1200))
+    window._on_event(Idle(1200))
     assert not window.progress.isVisibleTo(window)
 
 
