@@ -131,9 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
-    from .gui.app import add_arguments  # argparse only: Qt loads when the window opens
-
-    add_arguments(p)
+    # Here rather than in clipdesk.gui, so building the parser never imports the GUI package;
+    # `cmd_gui` imports it when the window is asked for.
+    p.add_argument("--screenshot", metavar="OUT.png", type=Path,
+                   help="start, wait until idle, save a picture of the window, and exit")
+    p.add_argument("--add", action="append", default=[], metavar="FOLDER",
+                   help="add (and index) a folder on start")
+    p.add_argument("--query", metavar="TEXT", help="search for this on start")
+    p.add_argument("--classify", nargs="+", default=[], metavar="IMAGE",
+                   help="classify these images on start (with --labels or --preset)")
+    p.add_argument("--labels", help='comma-separated labels for --classify, e.g. "cat,dog"')
+    p.add_argument("--preset", help="a built-in label set for --classify")
+    p.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
 
 
 def _preset_names() -> list[str]:
