@@ -452,20 +452,12 @@ class _EventLog:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from .store import Store
+    from .library import rebuild
 
     db: Path = args.db
-    if db.exists():
-        backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
-        db.rename(backup)
-        backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
-        for suffix in ("-wal", "-shm"):
-            side = db.with_name(db.name + suffix)
-            if side.exists():
-                side.rename(backup.with_name(backup.name + suffix))
-                backup.with_name(backup.name + suffix).chmod(0o600)
+    backup = rebuild(db)
+    if backup is not None:
         print(f"Moved the old library to {display(str(backup))}.")
-    Store(db).close()
     print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
     return 0
 

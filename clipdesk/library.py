@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import librarylock
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
@@ -230,3 +232,28 @@ class Library:
         for index, result in zip(ok, results):
             out[index] = ClassifiedImage(paths[index], result)
         return out
+
+
+def rebuild(db: Path) -> Path | None:
+    """Move the library aside as a dated backup and create an empty one; returns the backup.
+
+    Refuses (LibraryInUse) while a running service uses the library: it would go
+    on writing into the backup and the new library would stay empty.
+    """
+    backup = None
+    with librarylock.exclusive(db):
+        if db.exists():
+            backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                db.rename(backup)
+            except PermissionError:  # Windows: another process has the file open
+                raise librarylock.LibraryInUse(librarylock.in_use_message(db)) from None
+            backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
+            for suffix in ("-wal", "-shm"):
+                side = db.with_name(db.name + suffix)
+                if side.exists():
+                    moved = backup.with_name(backup.name + suffix)
+                    side.rename(moved)
+                    moved.chmod(0o600)
+        Store(db).close()
+    return backup

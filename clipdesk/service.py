@@ -58,8 +58,10 @@ from .events import (
 )
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
+from .librarylock import LibraryLock, file_identity
 from .models import load_encoder
 from .scanner import scan
+from .paths import display
 from .store import Store
 from .watcher import Watcher
 
@@ -70,6 +72,13 @@ T = TypeVar("T")
 # Library folders the user removed without forgetting their photos: kept
 # searchable, but not watched or reconciled (JSON list in the meta table).
 UNWATCHED_KEY = "service.unwatched"
+
+# Seconds between checks, while idle, that the library file is still the one opened.
+LIBRARY_CHECK_INTERVAL = 5.0
+
+
+class LibraryReplaced(ClipdeskError):
+    """Another file took the library's place (or it was moved away) while the service ran."""
 
 
 class _Kind(Enum):
@@ -115,6 +124,69 @@ class _Rate:
         return (encoded - e0) / (now - t0) if now > t0 else 0.0
 
 
+@dataclass
+class _Pending:
+    """Work waiting for the indexing thread, one lane per priority; guarded by the service's lock.
+
+    Changes and reconciles are merged (a path or folder waits once, however often it is seen).
+    """
+
+    urgent: deque[_Work] = field(default_factory=deque)
+    changed: dict[str, None] = field(default_factory=dict)
+    gone: dict[str, None] = field(default_factory=dict)
+    reconcile: dict[str, None] = field(default_factory=dict)
+
+    def put(self, work: _Work) -> None:
+        if work.kind is _Kind.CHANGES:
+            self.changed.update(dict.fromkeys(work.changed))
+            self.gone.update(dict.fromkeys(work.gone))
+        elif work.kind is _Kind.RECONCILE:
+            assert work.folder is not None
+            self.reconcile[work.folder] = None
+        else:
+            self.urgent.append(work)
+
+    def pop(self) -> _Work | None:
+        if self.urgent:
+            return self.urgent.popleft()
+        if self.changed or self.gone:
+            work = _Work(_Kind.CHANGES, changed=list(self.changed), gone=list(self.gone))
+            self.changed, self.gone = {}, {}
+            return work
+        if self.reconcile:
+            root = next(iter(self.reconcile))
+            del self.reconcile[root]
+            return _Work(_Kind.RECONCILE, root)
+        return None
+
+    def empty(self) -> bool:
+        return not (self.urgent or self.changed or self.gone or self.reconcile)
+
+
+@dataclass
+class _Folders:
+    """What the service knows of the library's folders; guarded by the service's lock."""
+
+    rows: dict[str, int] = field(default_factory=dict)  # library folder -> images
+    # Removed without forgetting: searchable, not watched (saved under UNWATCHED_KEY).
+    unwatched: set[str] = field(default_factory=set)
+    session_roots: set[str] = field(default_factory=set)  # added while running: watched regardless
+    watch_states: dict[str, tuple[FolderState, str | None]] = field(default_factory=dict)
+    watched: set[str] = field(default_factory=set)  # what the watcher has (for periodic reconciles)
+    indexing: set[str] = field(default_factory=set)
+    published: dict[str, tuple[FolderState, str | None]] = field(default_factory=dict)
+
+    def root_of(self, path: str) -> str | None:
+        """The library folder a path lies in (the innermost, if folders nest)."""
+        best = None
+        for root in self.rows:
+            if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and (
+                best is None or len(root) > len(best)
+            ):
+                best = root
+        return best
+
+
 class IndexService:
     """Watches a library's folders and indexes what changes; all methods are thread-safe."""
 
@@ -134,45 +206,33 @@ class IndexService:
         """`reindex`: the library was made with another model; drop its vectors and
         encode everything again with options.model (the photos stay listed)."""
         self.options = options
+        self.reconcile_interval = reconcile_interval
         self._on_event = on_event
+        self._watch_all = start_watching
+        # The model (set by the indexing thread; the interactive thread shares it).
         self._injected = encoder
         self._reindex = reindex
         self._encoder: Encoder | None = None
         self._model_settled = threading.Event()
         self._model_error: str | None = None
-        self.reconcile_interval = reconcile_interval
-        self._watch_all = start_watching
         self._watcher = Watcher(
-            self._on_changes,
-            self._on_watch_state,
-            self._on_reconcile_needed,
-            debounce=debounce,
-            force_polling=force_polling,
-            poll_interval=poll_interval,
+            self._on_changes, self._on_watch_state, self._on_reconcile_needed,
+            debounce=debounce, force_polling=force_polling, poll_interval=poll_interval,
         )
         self._cv = threading.Condition(threading.RLock())
         # Guarded by _cv:
-        self._urgent: deque[_Work] = deque()
-        self._changed: dict[str, None] = {}
-        self._gone: dict[str, None] = {}
-        self._reconcile: dict[str, None] = {}
+        self._pending = _Pending()
+        self._folders = _Folders()
         self._current: _Work | None = None
         self._cancel: threading.Event | None = None
         self._requeue = False  # the current work was cancelled for more urgent work
-        self._paused = False
-        self._started = False
-        self._stopping = False
-        self._stopped = False
+        self._paused = self._started = self._stopping = self._stopped = False
         self._interactive_pending = 0
-        self._folder_rows: dict[str, int] = {}  # library folder -> images
-        self._unwatched: set[str] = set()
-        self._session_roots: set[str] = set()  # added while running: watched regardless
-        self._watch_states: dict[str, tuple[FolderState, str | None]] = {}
-        self._watched: set[str] = set()  # folders the watcher has (for periodic reconciles)
-        self._indexing: set[str] = set()
-        self._published: dict[str, tuple[FolderState, str | None]] = {}
         self._activity = True  # something happened since the last Idle event
         self._next_reconcile = time.monotonic() + reconcile_interval
+        # The library file this service opened, to notice another file put in its place.
+        self._lock = LibraryLock(options.db_path)
+        self._identity: tuple[int, int] | None = None
         self._calls: queue.Queue[tuple[Callable[[Library], Any], concurrent.futures.Future[Any]] | None] = (
             queue.Queue()
         )
@@ -265,7 +325,7 @@ class IndexService:
         root = self._known_root(path)
         self._watcher.unwatch(root)
         with self._cv:
-            self._watched.discard(root)
+            self._folders.watched.discard(root)
         self._enqueue(_Work(_Kind.REMOVE, root, forget=forget))
 
     def reindex_folder(self, path: str) -> None:
@@ -277,8 +337,8 @@ class IndexService:
         with self._cv:
             return [
                 FolderStatus(root, count, *self._state_of(root))
-                for root, count in sorted(self._folder_rows.items())
-                if root not in self._unwatched
+                for root, count in sorted(self._folders.rows.items())
+                if root not in self._folders.unwatched
             ]
 
     def submit(self, fn: Callable[[Library], T]) -> concurrent.futures.Future[T]:
@@ -306,20 +366,14 @@ class IndexService:
         root = real_path(path)
         with self._cv:
             # A folder stored under a path that no longer resolves (a vanished link) is kept as given.
-            return path if root not in self._folder_rows and path in self._folder_rows else root
+            rows = self._folders.rows
+            return path if root not in rows and path in rows else root
 
     def _enqueue(self, work: _Work) -> None:
         with self._cv:
             if self._stopping:
                 return
-            if work.kind is _Kind.CHANGES:
-                self._changed.update(dict.fromkeys(work.changed))
-                self._gone.update(dict.fromkeys(work.gone))
-            elif work.kind is _Kind.RECONCILE:
-                assert work.folder is not None
-                self._reconcile[work.folder] = None
-            else:
-                self._urgent.append(work)
+            self._pending.put(work)
             current = self._current
             if current is not None and self._cancel is not None:
                 if work.kind is _Kind.REMOVE and current.folder == work.folder:
@@ -330,44 +384,40 @@ class IndexService:
             self._cv.notify_all()
 
     def _take(self) -> _Work | None:
-        """The next work item, by priority; None once stopping. Indexing thread only."""
-        with self._cv:
-            while True:
+        """The next work item, by priority; None once stopping. Indexing thread only.
+
+        While it waits it checks every LIBRARY_CHECK_INTERVAL s that the library file is
+        still the one it opened (LibraryReplaced if not).
+        """
+        while True:
+            self._check_library()
+            with self._cv:
                 if self._stopping:
                     return None
-                work = None if self._paused else self._pop()
+                work = None if self._paused else self._pending.pop()
                 if work is not None:
                     self._current, self._cancel, self._requeue = work, threading.Event(), False
                     return work
-                timeout = None
+                timeout = LIBRARY_CHECK_INTERVAL
                 if self.reconcile_interval > 0:
-                    timeout = self._next_reconcile - time.monotonic()
-                    if timeout <= 0:
+                    due = self._next_reconcile - time.monotonic()
+                    if due <= 0:
                         self._next_reconcile = time.monotonic() + self.reconcile_interval
-                        for root in self._watched:
-                            self._reconcile[root] = None
+                        for root in self._folders.watched:
+                            self._pending.reconcile[root] = None
                         continue
+                    timeout = min(timeout, due)
                 self._cv.wait(timeout)
-
-    def _pop(self) -> _Work | None:
-        if self._urgent:
-            return self._urgent.popleft()
-        if self._changed or self._gone:
-            work = _Work(_Kind.CHANGES, changed=list(self._changed), gone=list(self._gone))
-            self._changed, self._gone = {}, {}
-            return work
-        if self._reconcile:
-            root = next(iter(self._reconcile))
-            del self._reconcile[root]
-            return _Work(_Kind.RECONCILE, root)
-        return None
 
     def _queue_empty(self) -> bool:
         with self._cv:
-            return not (self._urgent or self._changed or self._gone or self._reconcile)
+            return self._pending.empty()
 
     def _between_batches(self) -> None:
-        """Called by the indexer after each model batch: hold while paused or while interactive work waits."""
+        """Called by the indexer after each model batch: hold while paused or while interactive work
+        waits; stop the work if the library file was replaced."""
+        if self._library_replaced() and self._cancel is not None:
+            self._cancel.set()  # _take raises LibraryReplaced next
         with self._cv:
             while not self._stopping and (self._paused or self._interactive_pending > 0):
                 self._cv.wait(0.5)
@@ -377,33 +427,48 @@ class IndexService:
             self._interactive_pending -= 1
             self._cv.notify_all()
 
+    # -- the library file ---------------------------------------------------------
+
+    def _library_replaced(self) -> bool:
+        return self._identity is not None and file_identity(self.options.db_path) != self._identity
+
+    def _check_library(self) -> None:
+        """Refuse to write on when another file took the library's place (or it was moved away)."""
+        if self._library_replaced():
+            raise LibraryReplaced(
+                f"The library {display(str(self.options.db_path))} was replaced or moved while "
+                "clipdesk was running; indexing stopped. Restart clipdesk to use the library "
+                "now at that path."
+            )
+
     # -- folder states ----------------------------------------------------------
 
     def _state_of(self, root: str) -> tuple[FolderState, str | None]:
-        if root in self._indexing:
+        if root in self._folders.indexing:
             return FolderState.INDEXING, None
         if self._model_error is not None:
             return FolderState.ERROR, self._model_error
-        return self._watch_states.get(root, (FolderState.UNWATCHED, None))
+        return self._folders.watch_states.get(root, (FolderState.UNWATCHED, None))
 
     def _publish(self, roots: list[str] | None = None) -> None:
         """Send a FolderChanged event for each folder whose state changed."""
         events = []
         with self._cv:
-            for root in roots if roots is not None else list(self._folder_rows):
-                if root not in self._folder_rows or root in self._unwatched:
+            folders = self._folders
+            for root in roots if roots is not None else list(folders.rows):
+                if root not in folders.rows or root in folders.unwatched:
                     continue
                 state = self._state_of(root)
-                if self._published.get(root) != state:
-                    self._published[root] = state
-                    events.append(FolderChanged(FolderStatus(root, self._folder_rows[root], *state)))
+                if folders.published.get(root) != state:
+                    folders.published[root] = state
+                    events.append(FolderChanged(FolderStatus(root, folders.rows[root], *state)))
         for event in events:
             self._emit(event)
 
     def _on_watch_state(self, root: str, state: str, message: str | None) -> None:
         # The watcher names its states with FolderState's values.
         with self._cv:
-            self._watch_states[root] = (FolderState(state), message)
+            self._folders.watch_states[root] = (FolderState(state), message)
         self._publish([root])
 
     def _on_changes(self, changed: list[str], gone: list[str]) -> None:
@@ -420,37 +485,16 @@ class IndexService:
 
     def _root_of(self, path: str) -> str | None:
         with self._cv:
-            best = None
-            for root in self._folder_rows:
-                if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and (
-                    best is None or len(root) > len(best)
-                ):
-                    best = root
-            return best
+            return self._folders.root_of(path)
 
     # -- the indexing thread --------------------------------------------------------
 
     def _index_main(self) -> None:
-        library: Library | None = None
-        try:
-            library = Library(self.options, encoder=self._injected)
-            self._encoder = self._load_model(library)
-        except ClipdeskError as exc:
-            self._emit(ServiceError(str(exc), fatal=True))
-        finally:
-            self._model_settled.set()
+        library = self._open_library()
         if library is None:
             return
         try:
-            unwatched = set(json.loads(library.store.meta(UNWATCHED_KEY) or "[]"))
-            with self._cv:
-                self._unwatched = unwatched
-            self._refresh(library.store, publish=False)
-            self._watcher.start()
-            if self._encoder is not None:
-                for root in self._sync_watchers(library.store):
-                    self._enqueue(_Work(_Kind.RECONCILE, root))
-            self._publish()
+            self._start_watching(library.store)
             while True:
                 if self._queue_empty() and self._activity:
                     self._activity = False
@@ -461,17 +505,53 @@ class IndexService:
                 self._run(library, work)
                 with self._cv:
                     self._current = self._cancel = None
-        except ClipdeskError as exc:  # e.g. the library stayed locked by another writer
+        except ClipdeskError as exc:  # the library was replaced, or stayed locked by another writer
             self._emit(ServiceError(str(exc), fatal=True))
         except Exception as exc:  # a bug: say so rather than vanish
             log.exception("the indexing thread failed")
             self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
-            try:
-                library.store.checkpoint()
-            except ClipdeskError as exc:  # readers still at work; the WAL is folded in later
-                log.info("no checkpoint at stop: %s", exc)
-            library.close()
+            self._close_library(library)
+
+    def _open_library(self) -> Library | None:
+        """Take the library's shared lock, open it and load the model; None (and an event) if it cannot."""
+        library: Library | None = None
+        try:
+            self._lock.acquire_shared()
+            library = Library(self.options, encoder=self._injected)
+            self._identity = file_identity(self.options.db_path)
+            self._encoder = self._load_model(library)
+        except ClipdeskError as exc:
+            self._emit(ServiceError(str(exc), fatal=True))
+            if library is not None:
+                library.close()
+                library = None
+            self._lock.release()
+        finally:
+            self._model_settled.set()
+        return library
+
+    def _start_watching(self, store: Store) -> None:
+        """Read the library's folders, watch them, and queue a reconcile of each (with a model)."""
+        unwatched = set(json.loads(store.meta(UNWATCHED_KEY) or "[]"))
+        with self._cv:
+            self._folders.unwatched = unwatched
+        self._refresh(store, publish=False)
+        self._watcher.start()
+        if self._encoder is not None:
+            for root in self._sync_watchers(store):
+                self._enqueue(_Work(_Kind.RECONCILE, root))
+        self._publish()
+
+    def _close_library(self, library: Library) -> None:
+        try:
+            # Also when the file was replaced: this folds our pages into the file we opened and
+            # empties the write-ahead log, which keeps its name, so the new file never reads them.
+            library.store.checkpoint()
+        except ClipdeskError as exc:  # readers still at work; the WAL is folded in later
+            log.info("no checkpoint at stop: %s", exc)
+        library.close()
+        self._lock.release()
 
     def _load_model(self, library: Library) -> Encoder | None:
         self._emit(ModelLoading())
@@ -526,16 +606,17 @@ class IndexService:
         """Re-read the library's folders and counts; publish state changes."""
         rows = {f.path: f.image_count for f in store.folders()}
         with self._cv:
-            self._folder_rows = rows
+            self._folders.rows = rows
         if publish:
             self._publish()
 
     def _sync_watchers(self, store: Store) -> list[str]:
         """Watch the library's folders (not those removed without forgetting); returns new ones."""
         with self._cv:
+            folders = self._folders
             wanted = {
-                root for root in self._folder_rows
-                if root not in self._unwatched and (self._watch_all or root in self._session_roots)
+                root for root in folders.rows
+                if root not in folders.unwatched and (self._watch_all or root in folders.session_roots)
             }
         watched = set(self._watcher.roots())
         for root in watched - wanted:
@@ -544,11 +625,21 @@ class IndexService:
         for root in new:
             self._watcher.watch(root)
         with self._cv:
-            self._watched = set(self._watcher.roots())
+            self._folders.watched = set(self._watcher.roots())
         return new
 
-    def _save_unwatched(self, store: Store) -> None:
-        store.set_meta(UNWATCHED_KEY, json.dumps(sorted(self._unwatched)) if self._unwatched else None)
+    def _set_unwatched(self, store: Store, root: str, unwatched: bool) -> None:
+        """Mark a folder removed-but-kept (or not) and save the list in the library."""
+        with self._cv:
+            names = self._folders.unwatched
+            if (root in names) == unwatched:
+                return
+            if unwatched:
+                names.add(root)
+            else:
+                names.discard(root)
+            saved = json.dumps(sorted(names)) if names else None
+        store.set_meta(UNWATCHED_KEY, saved)
 
     def _run(self, library: Library, work: _Work) -> None:
         try:
@@ -557,7 +648,7 @@ class IndexService:
             elif self._encoder is None:
                 self._emit(ServiceError(f"Cannot index without a model: {self._model_error}", folder=work.folder))
             else:
-                self._index(library, self._encoder, work)
+                self._index(library.store, self._encoder, work)
         except ModelUnavailable as exc:
             # Weights load at the first encode, so a broken model shows only now.
             self._activity = True
@@ -574,7 +665,7 @@ class IndexService:
             self._emit(ServiceError(f"internal error: {exc!r}", folder=work.folder))
         finally:
             with self._cv:
-                self._indexing.clear()
+                self._folders.indexing.clear()
             self._refresh(library.store)
 
     def _remove(self, library: Library, work: _Work) -> None:
@@ -582,54 +673,75 @@ class IndexService:
         assert root is not None
         self._activity = True
         with self._cv:
-            self._session_roots.discard(root)
-            self._reconcile.pop(root, None)
+            self._folders.session_roots.discard(root)
+            self._pending.reconcile.pop(root, None)
         if work.forget:
             removed = library.forget(root)
-            if root in self._unwatched:
-                with self._cv:
-                    self._unwatched.discard(root)
-                self._save_unwatched(library.store)
+            self._set_unwatched(library.store, root, False)
             message = f"forgot {root} ({removed} images); the photos themselves were not touched"
         else:
-            removed = 0
             if library.store.folder_by_path(root) is None:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
-            with self._cv:
-                self._unwatched.add(root)
-            self._save_unwatched(library.store)
+            removed = 0
+            self._set_unwatched(library.store, root, True)
             message = f"stopped watching {root}; its photos stay searchable"
         with self._cv:
-            self._published.pop(root, None)
+            self._folders.published.pop(root, None)
         self._emit(FolderRemoved(root, removed, library.store.count_images(), message))
 
-    def _index(self, library: Library, encoder: Encoder, work: _Work) -> None:
-        store = library.store
-        root = work.folder
+    # -- indexing one work item -----------------------------------------------------
+
+    def _index(self, store: Store, encoder: Encoder, work: _Work) -> None:
+        """Add, re-index or bring up to date what one work item names, with summary events."""
         if work.kind is _Kind.ADD:
-            assert root is not None
-            self._activity = True
-            if root in self._unwatched:
-                with self._cv:
-                    self._unwatched.discard(root)
-                self._save_unwatched(store)
-            # A folder inside a known one is covered by it; a parent takes its children over.
-            covering = store.add_folder(root).path
-            with self._cv:
-                self._session_roots.add(covering)
-            self._refresh(store, publish=False)
-            self._sync_watchers(store)  # watch first, so nothing changed while indexing is missed
-            self._publish()
-        if root is not None and store.folder_containing(root) is None:
+            self._add(store, work)
+        if not self._still_wanted(store, work):
+            return
+        concerned = self._roots_concerned(work)
+        folder = concerned[0] if len(concerned) == 1 else None  # named in events when there is one
+        assert self._cancel is not None
+        indexer = Indexer(
+            store, encoder, workers=self.options.workers, progress=self._progress_relay(concerned, folder),
+            cancel=self._cancel, between_batches=self._between_batches,
+        )
+        report = self._run_indexer(indexer, work)
+        self._report(store, work, report, folder)
+        with self._cv:
+            requeue = report.cancelled and self._requeue and not self._stopping
+        if requeue:
+            self._enqueue(work)
+
+    def _add(self, store: Store, work: _Work) -> None:
+        """Remember a folder the user added and watch it (before indexing, so nothing is missed)."""
+        assert work.folder is not None
+        self._activity = True
+        self._set_unwatched(store, work.folder, False)
+        # A folder inside a known one is covered by it; a parent takes its children over.
+        covering = store.add_folder(work.folder).path
+        with self._cv:
+            self._folders.session_roots.add(covering)
+        self._refresh(store, publish=False)
+        self._sync_watchers(store)
+        self._publish()
+
+    def _still_wanted(self, store: Store, work: _Work) -> bool:
+        """False when the work's folder was removed meanwhile or is missing (the watcher says so)."""
+        root = work.folder
+        if root is None:
+            return True
+        if store.folder_containing(root) is None:
             if work.kind is _Kind.REINDEX:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
-            return  # removed meanwhile
-        if root is not None and not os.path.isdir(root):
-            return  # missing: the watcher reports it, and its photos are kept
-        paths = [root] if root is not None else work.changed + work.gone
-        concerned = sorted({r for r in map(self._root_of, paths) if r is not None})
+            return False
+        return os.path.isdir(root)  # a missing folder's photos are kept
+
+    def _roots_concerned(self, work: _Work) -> list[str]:
+        paths = [work.folder] if work.folder is not None else work.changed + work.gone
+        return sorted({r for r in map(self._root_of, paths) if r is not None})
+
+    def _progress_relay(self, concerned: list[str], folder: str | None) -> Callable[[IndexProgress], None]:
+        """The indexer's progress callback: marks the folders indexing at the first file, sends Progress."""
         rate = _Rate()
-        folder_event = concerned[0] if len(concerned) == 1 else None
         announced = False
 
         def progress(p: IndexProgress) -> None:
@@ -640,31 +752,23 @@ class IndexService:
                 announced = True
                 self._activity = True
                 with self._cv:
-                    self._indexing.update(concerned)
+                    self._folders.indexing.update(concerned)
                 self._publish(concerned)
             self._emit(Progress(
-                p.done, p.total, p.encoded, p.failed, rate.add(p.encoded), folder=folder_event, path=p.current,
+                p.done, p.total, p.encoded, p.failed, rate.add(p.encoded), folder=folder, path=p.current,
             ))
 
-        assert self._cancel is not None
-        indexer = Indexer(
-            store, encoder, workers=self.options.workers, progress=progress,
-            cancel=self._cancel, between_batches=self._between_batches,
-        )
+        return progress
+
+    @staticmethod
+    def _run_indexer(indexer: Indexer, work: _Work) -> IndexReport:
         if work.kind is _Kind.CHANGES:
-            report = indexer.index_changes(work.changed, work.gone)
-        elif work.kind is _Kind.REINDEX:
-            assert root is not None
-            paths = [s.path for s in scan(root)]
-            report = indexer.index_changes(paths, [root], rehash=True)
-        else:
-            assert root is not None
-            report = indexer.index([root])
-        self._report(store, work, report, folder_event)
-        with self._cv:
-            requeue = report.cancelled and self._requeue and not self._stopping
-        if requeue:
-            self._enqueue(work)
+            return indexer.index_changes(work.changed, work.gone)
+        assert work.folder is not None
+        if work.kind is _Kind.REINDEX:
+            paths = [s.path for s in scan(work.folder)]
+            return indexer.index_changes(paths, [work.folder], rehash=True)
+        return indexer.index([work.folder])
 
     def _report(self, store: Store, work: _Work, report: IndexReport, folder: str | None) -> None:
         """Summary events for one piece of work."""
@@ -698,11 +802,7 @@ class IndexService:
                         continue
                     try:
                         if library is None:
-                            # Share the indexer's encoder rather than load a second copy.
-                            while not self._model_settled.wait(0.2):
-                                if self._stopping:
-                                    raise ClipdeskError("The indexing service has stopped.")
-                            library = Library(self.options, encoder=self._encoder)
+                            library = self._open_reader()
                         future.set_result(fn(library))
                     except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
                         future.set_exception(exc)
@@ -712,5 +812,15 @@ class IndexService:
             if library is not None:
                 library.close()
 
+    def _open_reader(self) -> Library:
+        """The interactive thread's library: read-only, as all writes go through the indexing thread."""
+        # Share the indexer's encoder rather than load a second copy.
+        while not self._model_settled.wait(0.2):
+            if self._stopping:
+                raise ClipdeskError("The indexing service has stopped.")
+        library = Library(self.options, create=False, encoder=self._encoder)
+        library.store.set_query_only()
+        return library
 
-__all__ = ["FolderState", "FolderStatus", "IndexService", "ServiceEvent"]
+
+__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent"]
