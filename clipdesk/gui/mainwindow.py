@@ -38,7 +38,7 @@ from ..events import FolderStatus, ServiceEvent
 from ..library import ClassifiedImage, Library, LibraryOptions
 from ..paths import cache_dir
 from ..search import Hit, Query
-from ..sorting import SortReport, apply_sort, plan_sort
+from ..sorting import Placement, SortReport, apply_sort, plan_sort
 from ..store import MAX_KNN
 from . import desktop
 from . import settings as settings_io
@@ -79,6 +79,18 @@ def search_library(library: Library, query: Query) -> list[Hit]:
 def warm_up(library: Library) -> None:
     """Run one small search so the model's text tower is loaded (worker thread)."""
     search_library(library, Query(texts=("a photo",), limit=1))
+
+
+def sort_photos(plan: Sequence[Placement], *, move: bool, stop: Callable[[], bool]) -> SortReport:
+    """Copy or move photos one by one (file-work thread), ending early once stop() says so."""
+    report = SortReport()
+    for item in plan:
+        if stop():
+            break  # the window is closing: what is done stays done
+        step = apply_sort([item], move=move)
+        report.done += step.done
+        report.failed.extend(step.failed)
+    return report
 
 
 def copy_image(path: str) -> QImage:
@@ -687,8 +699,10 @@ class MainWindow(QMainWindow):
             if move:
                 self.classify_panel.clear()
 
-        self.worker.run(lambda: apply_sort(plan_sort(winners, destination), move=move), done,
-                        self._failed_call("Sorting"))
+        worker = self.worker
+        plan = plan_sort(winners, destination)
+        worker.run(lambda: sort_photos(plan, move=move, stop=lambda: worker.closing), done,
+                   self._failed_call("Sorting"))
 
     def _label_sets_changed(self, sets: dict[str, list[str]]) -> None:
         self.settings.label_sets = sets
