@@ -53,11 +53,11 @@ class LibraryLock:
 
     def acquire_shared(self, timeout: float = 10.0) -> None:
         """Hold the lock shared (a service runs); waits while a rebuild holds it."""
-        import fcntl
-
         fd = self._open()
         if fd is None:
             return
+        import fcntl  # POSIX only (see the module docstring)
+
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -74,11 +74,11 @@ class LibraryLock:
 
     def try_exclusive(self) -> bool:
         """Hold the lock alone (nobody else uses the library); False if a service holds it."""
-        import fcntl
-
         fd = self._open()
         if fd is None:
             return True
+        import fcntl
+
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
