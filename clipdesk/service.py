@@ -8,10 +8,13 @@ Three lanes, each with its own thread:
   periodically). Lower-priority work is cancelled (what it did is kept) and
   queued again when more urgent work arrives;
 - interactive: `submit()` runs a function (a search, a classification, a
-  lookup) on its own thread with its own Library, sharing the encoder; the
-  indexer waits between model batches while such work is pending, so a
-  search never waits behind a long batch;
+  lookup) on its own thread with its own, read-only Library, sharing the
+  encoder; the indexer waits between model batches while such work is
+  pending, so a search never waits behind a long batch;
 - watching: `watcher.Watcher` turns file-system events into settled changes.
+
+While it runs, the service holds the library's shared lock (`librarylock`),
+and stops indexing if another file takes the library's place.
 
 No Qt here: progress goes to a plain callback (`on_event`) as the records of
 `clipdesk.events`, which the GUI re-emits as a signal and the CLI prints.
