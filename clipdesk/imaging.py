@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import re
 import struct
 import threading
 import warnings
@@ -176,9 +177,7 @@ def open_image(
     return _decode(source, min_side, budget)
 
 
-def _decode(
-    stream: BinaryIO, min_side: int | None, budget: DecodeBudget
-) -> tuple[Image.Image, ImageInfo]:
+def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tuple[Image.Image, ImageInfo]:
     try:
         # Reads the header only: nothing is allocated for pixels until load().
         image: Image.Image = Image.open(stream)
@@ -204,8 +203,8 @@ def _decode(
                 image = image.transpose(_TRANSPOSE[orientation])
     except ImageUnreadable:
         raise
-    except Image.DecompressionBombError:
-        raise ImageUnreadable(_too_large()) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageUnreadable(_too_large(pixels=_bomb_pixels(exc))) from None
     except UnidentifiedImageError:
         raise ImageUnreadable("not an image, or a format clipdesk cannot read") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
@@ -221,11 +220,19 @@ def _decode(
     return image, ImageInfo(width=width, height=height, taken_at=taken_at)
 
 
-def _too_large(width: int = 0, height: int = 0) -> str:
+def _too_large(width: int = 0, height: int = 0, *, pixels: int = 0) -> str:
     limit = f"the limit is {MAX_PIXELS // 1_000_000} MP"
     if width and height:
         return f"image too large ({width}×{height} pixels; {limit})"
+    if pixels:
+        return f"image too large ({pixels:,} pixels; {limit})"
     return f"image too large ({limit})"
+
+
+def _bomb_pixels(exc: Image.DecompressionBombError) -> int:
+    """The pixel count in Pillow's refusal ("Image size (N pixels) exceeds…"), or 0."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found[1]) if found else 0
 
 
 def _to_rgb(image: Image.Image, top: float) -> Image.Image:
@@ -279,7 +286,7 @@ def _rgb_reduced(image: Image.Image, factor: int) -> Image.Image:
     if image.mode == "RGB":
         return image.reduce(factor) if factor > 1 else image
     top = _range_top(image)
-    if factor > 1 and image.mode in _REDUCIBLE_MODES:
+    if not _by_strips(image.mode, factor):
         return _to_rgb(image.reduce(factor), top)
     width, height = image.size
     rows = max(1, _STRIP_PIXELS // width)
@@ -306,8 +313,15 @@ def decode_cost(image: Image.Image, full_size: tuple[int, int], factor: int) -> 
         # libjpeg keeps every DCT coefficient of a progressive JPEG: 2 bytes per
         # sample per component at full size, whatever the draft scale.
         cost += 2 * Image.getmodebands(image.mode) * full_size[0] * full_size[1]
-    out = -(-width // factor) * -(-height // factor) * 4
-    return cost + 2 * out + _STRIP_BYTES  # the result, its rotated copy, one strip's work
+    cost += 2 * 4 * -(-width // factor) * -(-height // factor)  # the result and a rotated copy
+    if _by_strips(image.mode, factor):
+        cost += 16 * min(width * height, max(_STRIP_PIXELS, width * factor))  # one strip's work
+    return cost
+
+
+def _by_strips(mode: str, factor: int) -> bool:
+    """Whether `_rgb_reduced` converts this image a strip at a time."""
+    return mode != "RGB" and not (factor > 1 and mode in _REDUCIBLE_MODES)
 
 
 class DecodeBudget:
@@ -364,7 +378,7 @@ def read_info(path: str | Path) -> ImageInfo:
             return ImageInfo(width, height, _exif_datetime(image))
     except ImageUnreadable:
         raise
-    except Image.DecompressionBombError:
-        raise ImageUnreadable(_too_large()) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageUnreadable(_too_large(pixels=_bomb_pixels(exc))) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageUnreadable(_reason(exc)) from None

@@ -49,8 +49,7 @@ def _png(path: Path, depth: int, colour_type: int, row: bytes, extra: bytes = b"
     idat = b"".join(comp.compress(b"\0" + row) for _ in range(HEIGHT)) + comp.flush()
     header = struct.pack(">IIBBBBB", WIDTH, HEIGHT, depth, colour_type, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", idat)
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
 
 
@@ -144,7 +143,10 @@ def test_classify_and_search_by_example_of_a_huge_palette_png_are_bounded(tmp_pa
     (tmp_path / "lib" / "red.jpg").write_bytes(jpeg_bytes(RED))
     subprocess.run(
         clipdesk_argv("index", str(tmp_path / "lib"), "--model", COLOUR_MODEL),
-        env=env, capture_output=True, check=True, timeout=120,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=120,
     )
     similar = run_measured(capped_argv("search", "--like", str(photo), "--json"), env, tmp_path)
     assert similar.returncode == 0, similar.stderr
@@ -239,9 +241,7 @@ def test_classify_of_a_fifo_answers_at_once(tmp_path: Path) -> None:
     assert "x.jpg" in result.stderr and "FIFO" in result.stderr, result.stderr
 
 
-def test_file_replaced_by_fifo_between_scan_and_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_replaced_by_fifo_between_scan_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import clipdesk.indexer as indexer_mod
 
     root = tmp_path / "photos"
