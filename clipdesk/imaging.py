@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import math
 import re
 import struct
 import threading
@@ -53,6 +54,9 @@ _STRIP_BYTES = 16 * _STRIP_PIXELS
 _REDUCIBLE_MODES = frozenset(
     {"L", "LA", "La", "PA", "I", "F", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 )
+# A reduced image is at most this big, unless that would cut its short side below
+# the size asked for (only panoramas thinner than about 1:100 get there).
+_MAX_REDUCED_PIXELS = 16_000_000
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
@@ -271,10 +275,19 @@ def _range_top(image: Image.Image) -> float:
 
 def _reduce_factor(size: tuple[int, int], min_side: int | None) -> int:
     """The integer shrink that keeps 3× min_side: the step the model's resize would
-    take itself (reducing_gap=3), done here so that later steps work on the small image."""
+    take itself (reducing_gap=3), done here so that later steps work on the small image.
+
+    A long panorama would still be large after that; it is shrunk further, down to
+    _MAX_REDUCED_PIXELS, as long as its short side stays at least min_side.
+    """
     if not min_side:
         return 1
-    return max(1, int(min(size) / (3 * min_side)))
+    short, pixels = min(size), size[0] * size[1]
+    factor = max(1, int(short / (3 * min_side)))
+    if pixels > _MAX_REDUCED_PIXELS * factor * factor:
+        needed = math.ceil(math.sqrt(pixels / _MAX_REDUCED_PIXELS))
+        factor = max(factor, min(needed, short // min_side))
+    return factor
 
 
 def _rgb_reduced(image: Image.Image, factor: int) -> Image.Image:

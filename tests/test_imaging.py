@@ -273,3 +273,13 @@ def test_decode_cost_counts_draft_size_and_progressive_buffers(tmp_path: Path) -
     # Draft mode decodes 1/8 scale; progressive JPEGs keep every coefficient.
     assert costs[0] < 4000 * 3000 // 4
     assert costs[1] >= costs[0] + 6 * 4000 * 3000
+
+
+def test_a_long_panorama_is_reduced_further_but_never_below_min_side(tmp_path: Path) -> None:
+    Image.new("L", (40_000, 1_000), 90).save(tmp_path / "pano.png")
+    image, info = open_image(tmp_path / "pano.png", min_side=224)
+    assert (info.width, info.height) == (40_000, 1_000)
+    assert image.size == (20_000, 500)  # under 16 MP; 3 × 224 alone would keep it whole
+    Image.new("L", (100_000, 400), 90).save(tmp_path / "thin.png")
+    image, _ = open_image(tmp_path / "thin.png", min_side=224)
+    assert image.size == (100_000, 400)  # halving would cut the short side below 224
