@@ -7,6 +7,7 @@ DecodeBudget, so many threads never hold many huge images at once.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import io
 import math
@@ -44,13 +45,14 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 # profile, and real profiles can be larger. Still bounded, against zip bombs.
 PngImagePlugin.MAX_TEXT_CHUNK = 16 * 1024 * 1024
 
-# All decodes in a process together hold at most about this much (one bigger
-# decode runs alone, and none is bigger than 4 bytes × MAX_PIXELS + 2 × 64 MB).
+# All decodes in a process together hold at most this much; one that costs more
+# runs alone. One decode holds its pixels as decoded (1 to 4 bytes each, so at most
+# 800 MB at MAX_PIXELS), 8 bytes per reduced pixel, and one strip's work (64 MB).
 DECODE_BUDGET_BYTES = 512 * 1024 * 1024
 # Modes Pillow cannot shrink are converted a strip of about this many pixels at a
-# time; one strip's conversion needs at most _STRIP_BYTES.
+# time; converting one takes at most _STRIP_WORK bytes per pixel.
 _STRIP_PIXELS = 4_000_000
-_STRIP_BYTES = 16 * _STRIP_PIXELS
+_STRIP_WORK = 16
 _REDUCIBLE_MODES = frozenset(
     {"L", "LA", "La", "PA", "I", "F", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 )
@@ -328,7 +330,7 @@ def decode_cost(image: Image.Image, full_size: tuple[int, int], factor: int) -> 
         cost += 2 * Image.getmodebands(image.mode) * full_size[0] * full_size[1]
     cost += 2 * 4 * -(-width // factor) * -(-height // factor)  # the result and a rotated copy
     if _by_strips(image.mode, factor):
-        cost += 16 * min(width * height, max(_STRIP_PIXELS, width * factor))  # one strip's work
+        cost += _STRIP_WORK * min(width * height, max(_STRIP_PIXELS, width * factor))
     return cost
 
 
@@ -340,22 +342,28 @@ def _by_strips(mode: str, factor: int) -> bool:
 class DecodeBudget:
     """Bytes of decoded pixels that the decodes in one process may hold at once.
 
-    A decode waits until its cost fits; one that costs more than the whole budget
-    waits to run alone. Thread-safe.
+    Decodes start in the order they asked, each once its cost fits; one that costs
+    more than the whole budget runs alone. Thread-safe.
     """
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit = limit_bytes
         self._used = 0
+        self._waiting: collections.deque[object] = collections.deque()
         self._cond = threading.Condition()
 
     @contextmanager
     def reserve(self, cost: int) -> Iterator[None]:
         share = min(cost, self.limit)
+        turn = object()
         with self._cond:
-            while self._used + share > self.limit:
+            # First come, first served: a big decode is not starved by a stream of small ones.
+            self._waiting.append(turn)
+            while self._waiting[0] is not turn or self._used + share > self.limit:
                 self._cond.wait()
+            self._waiting.popleft()
             self._used += share
+            self._cond.notify_all()  # the next in line may fit too
         try:
             yield
         finally:

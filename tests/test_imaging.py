@@ -283,3 +283,30 @@ def test_a_long_panorama_is_reduced_further_but_never_below_min_side(tmp_path: P
     Image.new("L", (100_000, 400), 90).save(tmp_path / "thin.png")
     image, _ = open_image(tmp_path / "thin.png", min_side=224)
     assert image.size == (100_000, 400)  # halving would cut the short side below 224
+
+
+def test_budget_serves_decodes_in_the_order_they_asked() -> None:
+    budget = DecodeBudget(100)
+    small = budget.reserve(10)
+    small.__enter__()
+    order: list[str] = []
+
+    def decode(name: str, cost: int) -> None:
+        with budget.reserve(cost):
+            order.append(name)
+
+    def in_line(count: int) -> None:
+        while len(budget._waiting) < count:
+            threading.Event().wait(0.001)
+
+    big = threading.Thread(target=decode, args=("big", 500))
+    big.start()
+    in_line(1)
+    later = threading.Thread(target=decode, args=("later", 10))
+    later.start()
+    in_line(2)
+    assert order == []  # the later one would fit, but waits behind the big one
+    small.__exit__(None, None, None)
+    big.join(10)
+    later.join(10)
+    assert order == ["big", "later"] and budget.used == 0
