@@ -388,10 +388,10 @@ class Indexer:
         except OSError as exc:
             return Prepared(job, "", 0, 0, error=f"cannot read file: {exc.strerror or exc}")
         except MemoryError:
-            return Prepared(job, "", 0, 0, error="not enough memory to read this file")
+            return Prepared(job, "", 0, 0, error="not enough memory to index this file")
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             # The pixels may not be the content hashed; the next run reads it again.
-            return Prepared(job, "", 0, 0, error="file changed while it was being read")
+            return Prepared(job, "", 0, 0, error="file changed while it was being read (still being written?)")
         return Prepared(job, digest, size, mtime_ns, pixels=pixels, info=info)
 
     def _encode(self, batch: list[Prepared], report: IndexReport) -> list[tuple[Prepared, np.ndarray]]:
