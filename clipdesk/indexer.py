@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import FolderSet, display, folder_holding, is_within
+from .safefile import open_regular
 from .scanner import FileStat, scan, stat_file
 from .store import ImageState, NewImage, Store
 
@@ -111,16 +113,19 @@ class Prepared:
     gone: bool = False  # the file was deleted after the scan found it
 
 
-def file_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+def hash_handle(handle: BinaryIO) -> tuple[str, int]:
+    """The content hash of an open file, read in chunks, and how many bytes it covers."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def hash_path(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with open_regular(path) as handle:
+        return hash_handle(handle)[0]
 
 
 def default_workers(device: str = "cpu") -> int:
@@ -160,9 +165,6 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
-        # Full-size decodes of huge non-JPEG images take turns, so N workers never
-        # hold N × 400 MB at once.
-        self._big_decode_lock = threading.Lock()
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
@@ -358,30 +360,37 @@ class Indexer:
         """Runs on a worker thread: read once, hash, and decode only if the content is new."""
         path = job.stat.path
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-                st = os.fstat(handle.fileno())
+            # Never the whole file in memory: hashed in chunks, decoded from the file.
+            with open_regular(path) as handle:
+                before = os.fstat(handle.fileno())
+                digest, size = hash_handle(handle)
+                mtime_ns = before.st_mtime_ns
+                if job.existing is not None and job.existing.hash == digest:
+                    return Prepared(job, digest, size, mtime_ns)
+                if digest in known_hashes:
+                    return Prepared(job, digest, size, mtime_ns)
+                if not size:
+                    return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
+                handle.seek(0)
+                try:
+                    image, info = open_image(handle, min_side=self.encoder.image_size)
+                    pixels = self.encoder.preprocess(image)
+                except ImageUnreadable as exc:
+                    return Prepared(job, digest, size, mtime_ns, error=str(exc))
+                after = os.fstat(handle.fileno())
         except FileNotFoundError:
             return Prepared(
                 job, "", 0, 0, error="file disappeared before it could be read", gone=True
             )
+        except ImageUnreadable as exc:  # not a regular file, or far too big to be a photo
+            return Prepared(job, "", 0, 0, error=str(exc))
         except OSError as exc:
             return Prepared(job, "", 0, 0, error=f"cannot read file: {exc.strerror or exc}")
-        digest = file_hash(data)
-        size, mtime_ns = len(data), st.st_mtime_ns
-        if job.existing is not None and job.existing.hash == digest:
-            return Prepared(job, digest, size, mtime_ns)
-        if digest in known_hashes:
-            return Prepared(job, digest, size, mtime_ns)
-        if not data:
-            return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
-        try:
-            image, info = open_image(
-                data, min_side=self.encoder.image_size, big_decode_lock=self._big_decode_lock
-            )
-            pixels = self.encoder.preprocess(image)
-        except ImageUnreadable as exc:
-            return Prepared(job, digest, size, mtime_ns, error=str(exc))
+        except MemoryError:
+            return Prepared(job, "", 0, 0, error="not enough memory to index this file")
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            # The pixels may not be the content hashed; the next run reads it again.
+            return Prepared(job, "", 0, 0, error="file changed while it was being read (still being written?)")
         return Prepared(job, digest, size, mtime_ns, pixels=pixels, info=info)
 
     def _encode(self, batch: list[Prepared], report: IndexReport) -> list[tuple[Prepared, np.ndarray]]:
