@@ -19,6 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ImageUnreadable
+from .safefile import open_regular
+
 # The longest file or folder name most file systems take (ext4, btrfs, APFS: 255
 # bytes; NTFS: 255 UTF-16 units, which 255 UTF-8 bytes never exceed).
 NAME_MAX = 255
@@ -180,7 +183,8 @@ def _copy(source: str, target: Path) -> Path:
     """Copy to a free name from `target` on: written to a temporary name, flushed, then renamed."""
     temp = target.parent / f".clipdesk-{secrets.token_hex(6)}.part"  # short: fits any folder
     try:
-        with open(source, "rb") as src, open(temp, "xb") as dst:
+        # A FIFO or device put where a photo was must not hang the sort.
+        with open_regular(source) as src, open(temp, "xb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
             dst.flush()
             shutil.copystat(source, temp)
@@ -221,4 +225,6 @@ def apply_sort(plan: Sequence[Placement], *, move: bool = False) -> SortReport:
             report.done += 1
         except OSError as exc:
             report.failed.append((item.source, exc.strerror or str(exc)))
+        except ImageUnreadable as exc:
+            report.failed.append((item.source, str(exc)))
     return report

@@ -131,7 +131,7 @@ def test_a_full_disk_mid_copy_leaves_no_cut_off_photo(tmp_path: Path, monkeypatc
     real_copy = shutil.copyfileobj
 
     def disk_fills(src, dst, length=0):  # type: ignore[no-untyped-def]
-        if os.path.basename(src.name) == "big.jpg":
+        if os.fstat(src.fileno()).st_ino == big.stat().st_ino:
             dst.write(src.read(1024 * 1024))
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_copy(src, dst, length)
@@ -214,3 +214,14 @@ def test_a_move_across_disks_keeps_the_original_if_the_copy_cannot_be_saved(
     assert report.done == 0 and [p for p, _ in report.failed] == [str(photo)]
     assert photo.read_bytes() == data
     assert _files(dest) == {}
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_where_a_photo_was_is_reported_without_hanging(tmp_path: Path) -> None:
+    good = make_photo(tmp_path / "in" / "good.jpg", "red")
+    fifo = tmp_path / "in" / "pipe.jpg"
+    os.mkfifo(fifo)
+    report = apply_sort(plan_sort([(str(fifo), "red"), (str(good), "red")], tmp_path / "out"))
+    assert report.done == 1
+    assert [(path, "FIFO" in reason) for path, reason in report.failed] == [(str(fifo), True)]
+    assert sorted(p.name for p in (tmp_path / "out" / "red").iterdir()) == ["good.jpg"]
