@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(os.environ.get("CLIPDESK_SHARED", "/work/shared"))
+# The shared folder beside the repository (../shared), unless CLIPDESK_SHARED names another.
+SHARED = Path(os.environ.get("CLIPDESK_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 TOKENIZER_FOLDER = SHARED / "clip-tokenizer"
 COCO_FOLDER = SHARED / "photos" / "coco_mini"
 

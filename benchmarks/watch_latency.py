@@ -164,6 +164,52 @@ def idle_cpu(work: Path, env: dict[str, str], files: int, seconds: float, poll: 
     }
 
 
+def service_lanes(work: Path, files: int = 400, batch_s: float = 0.05) -> dict[str, Any]:
+    """In process: how long a search waits behind bulk indexing, and how long stop() takes mid-batch.
+
+    The encoder is the colour one slowed to `batch_s` per batch of 8, like a real model on a
+    slow CPU; these were wall-clock limits in tests/test_service.py (2 s and 5 s).
+    """
+    import numpy as np
+
+    from clipdesk.library import LibraryOptions
+    from clipdesk.search import Query
+    from clipdesk.service import IndexService
+    from clipdesk.testing.colours import ColourEncoder
+
+    class Slow(ColourEncoder):
+        def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+            time.sleep(batch_s)
+            return super().encode_pixels(pixels)
+
+    root = work / "lanes"
+    root.mkdir()
+    for i in range(files):
+        Image.new("RGB", (32, 32), (i % 250, 20 + i // 250, 50)).save(root / f"{i:04d}.png")
+    service = IndexService(LibraryOptions(db_path=work / "lanes.db"), encoder=Slow(), debounce=0.2)
+    service.start()
+    try:
+        service.add_folder(str(root))
+        while service.submit(lambda lib: lib.store.count_images()).result(60) < 16:
+            time.sleep(0.01)
+        waits = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            service.submit(lambda lib: lib.search(Query(texts=("red",), limit=3))).result(60)
+            waits.append(time.monotonic() - t0)
+            time.sleep(0.1)
+    finally:
+        t0 = time.monotonic()
+        service.stop()
+        stop_s = time.monotonic() - t0
+    return {
+        "files": files,
+        "batch_s": batch_s,
+        "search_while_indexing_s": {"max": round(max(waits), 3), "median": round(sorted(waits)[2], 3)},
+        "stop_mid_batch_s": round(stop_s, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -173,12 +219,19 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle measurement length (default: 60)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="interval for the polling run (default: 5)")
     parser.add_argument("--skip-idle", action="store_true")
+    parser.add_argument("--only-service", action="store_true",
+                        help="only the in-process search-while-indexing and stop timings")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clipdesk-watch-bench-"))
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(work / "data"), HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     try:
+        results["service"] = service_lanes(work)
+        if args.only_service:
+            json.dump(results, sys.stdout, indent=2)
+            print()
+            return 0
         results["one_file"] = latency(work, env, 1, args.debounce, (640, 480))
         results["batch"] = latency(work, env, args.batch, args.debounce, (640, 480))
         if not args.skip_idle:
@@ -190,6 +243,12 @@ def main() -> int:
         json.dump(results, sys.stdout, indent=2)
         print()
         return 0
+    lanes = results["service"]
+    print(
+        f"service, {lanes['files']} files at {lanes['batch_s']:g} s a batch: a search while indexing "
+        f"waited {lanes['search_while_indexing_s']['median']:.3f} s (median of 5, max "
+        f"{lanes['search_while_indexing_s']['max']:.3f} s); stop() mid-batch took {lanes['stop_mid_batch_s']:.3f} s"
+    )
     for key in ("one_file", "batch"):
         r = results[key]
         print(

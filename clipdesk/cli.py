@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import ClipdeskError
-from .paths import default_db_path, display
+from .paths import default_db_path, display, printable
+
+if TYPE_CHECKING:
+    from .events import ServiceEvent
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -129,9 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
-    from .gui.app import add_arguments  # argparse only: Qt loads when the window opens
-
-    add_arguments(p)
+    # Here rather than in clipdesk.gui, so building the parser never imports the GUI package;
+    # `cmd_gui` imports it when the window is asked for.
+    p.add_argument("--screenshot", metavar="OUT.png", type=Path,
+                   help="start, wait until idle, save a picture of the window, and exit")
+    p.add_argument("--add", action="append", default=[], metavar="FOLDER",
+                   help="add (and index) a folder on start")
+    p.add_argument("--query", metavar="TEXT", help="search for this on start")
+    p.add_argument("--classify", nargs="+", default=[], metavar="IMAGE",
+                   help="classify these images on start (with --labels or --preset)")
+    p.add_argument("--labels", help='comma-separated labels for --classify, e.g. "cat,dog"')
+    p.add_argument("--preset", help="a built-in label set for --classify")
+    p.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
 
 
 def _preset_names() -> list[str]:
@@ -192,7 +204,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             + f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
         )
         for failure in report.failed:
-            print(f"  skipped {display(failure.path)}: {failure.error}", file=sys.stderr)
+            print(f"  skipped {printable(failure.path)}: {printable(failure.error)}", file=sys.stderr)
     return 0
 
 
@@ -203,7 +215,7 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
     if not hits:
         print("No matches.", file=sys.stderr)
     for hit in hits:
-        print(f"{hit.score:6.3f}  {display(hit.path)}")
+        print(f"{hit.score:6.3f}  {printable(hit.path)}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -264,11 +276,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if item.result is None:
             if not args.json:
                 failed += 1
-            print(f"clipdesk: {item.error}", file=sys.stderr)
+            print(f"clipdesk: {printable(item.error or '')}", file=sys.stderr)
         elif not args.json:
-            print(display(item.path))
+            print(printable(item.path))
             for label, p in item.result.ranked():
-                print(f"  {p * 100:5.1f}%  {'█' * round(p * 20):<20}  {label}")
+                print(f"  {p * 100:5.1f}%  {'█' * round(p * 20):<20}  {printable(label)}")
     return 1 if failed else 0
 
 
@@ -289,13 +301,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
     else:
-        print(f"Library:   {data['database']} ({data['size_bytes'] / 1e6:.1f} MB)")
-        print(f"Model:     {data['model'] or 'none yet'}")
+        print(f"Library:   {printable(str(args.db))} ({data['size_bytes'] / 1e6:.1f} MB)")
+        print(f"Model:     {printable(data['model'] or 'none yet')}")
         print(f"Images:    {data['images']}")
-        print(f"Integrity: {data['integrity']}")
+        print(f"Integrity: {printable(data['integrity'])}")
         print("Folders:" + ("" if folders else "   none"))
         for f in folders:
-            print(f"  {f.image_count:8d}  {display(f.path)}")
+            print(f"  {f.image_count:8d}  {printable(f.path)}")
     return 0 if data["integrity"] == "ok" else 1
 
 
@@ -308,7 +320,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         _print_json({"folder": display(args.path), "removed": removed})
     else:
         print(
-            f"Forgot {display(args.path)} ({removed} images). "
+            f"Forgot {printable(args.path)} ({removed} images). "
             "The photos themselves were not touched."
         )
     return 0
@@ -359,6 +371,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     # Ctrl-C and SIGTERM end the loop below; the service then stops cleanly.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # The service's own warnings go to the terminal too, escaped like the event lines.
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(_PrintableFormatter())
+    logging.getLogger("clipdesk").addHandler(log_handler)
     try:
         service.start()
         for path in args.paths:
@@ -370,10 +386,29 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.line("stopping…")
         service.stop()
     finally:
+        logging.getLogger("clipdesk").removeHandler(log_handler)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     # Ended by a signal: a clean stop. Ended by itself: it could not go on (logged above).
     return 0 if stop.is_set() else 1
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log records as `watch` prints its lines: the time, then text with control characters escaped.
+
+    A log file read with `tail` or `less` is a terminal too, so a handler
+    writing to a file should use this formatter as well.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        # A traceback keeps its lines; what is inside each line is escaped.
+        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
 
 
 class _EventLog:
@@ -388,77 +423,69 @@ class _EventLog:
 
     def line(self, text: str) -> None:
         with self._lock:
-            print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+            print(f"{time.strftime('%H:%M:%S')} {printable(text)}", file=sys.stderr, flush=True)
 
-    def __call__(self, e: Any) -> None:
-        where = f" {display(e.path)}" if e.path else (f" {display(e.folder)}" if e.folder else "")
-        kind = e.kind
-        if kind == "progress":
-            now = time.monotonic()
-            # Big jobs get a line every few seconds, and one at the end.
-            if e.done == 0 or (e.done < e.total and now - self._last_progress < 5.0):
-                return
-            if e.done == e.total and e.total < 20:
-                return
-            self._last_progress = now
-            rate = f", {e.rate:.1f} images/s" if e.rate else ""
-            self.line(f"indexing {e.done}/{e.total}{rate}{where}")
-        elif kind == "queued":
-            self.line(f"changed: {e.total} path{'s' if e.total != 1 else ''}{where}")
-        elif kind == "encoded":
-            self.line(f"indexed {e.done} image{'s' if e.done != 1 else ''} ({e.encoded} encoded){where}; library: {e.images}")
-        elif kind == "moved":
-            self.line(f"moved {e.done} image{'s' if e.done != 1 else ''} (vectors kept){where}")
-        elif kind == "removed":
-            self.line(f"removed {e.done} image{'s' if e.done != 1 else ''}{where}" + (f": {e.message}" if e.message else ""))
-        elif kind == "failed":
-            self.line(f"skipped{where}: {e.message}")
-        elif kind == "folder":
-            self.line(f"folder {display(e.folder or '')}: {e.state}" + (f" ({e.message})" if e.message else ""))
-        elif kind == "model":
-            if e.state == "downloading":
-                return
-            self.line(f"model: {e.state}" + (f" ({e.message})" if e.message else ""))
-            if e.state == "unavailable":
+    def __call__(self, e: ServiceEvent) -> None:
+        from . import events as ev
+
+        def where(path: str | None = None, folder: str | None = None) -> str:
+            return f" {display(path)}" if path else (f" {display(folder)}" if folder else "")
+
+        def images(n: int) -> str:
+            return f"{n} image{'s' if n != 1 else ''}"
+
+        match e:
+            case ev.Progress():
+                now = time.monotonic()
+                # Big jobs get a line every few seconds, and one at the end.
+                if e.done == 0 or (e.done < e.total and now - self._last_progress < 5.0):
+                    return
+                if e.done == e.total and e.total < 20:
+                    return
+                self._last_progress = now
+                rate = f", {e.rate:.1f} images/s" if e.rate else ""
+                self.line(f"indexing {e.done}/{e.total}{rate}{where(e.path, e.folder)}")
+            case ev.ChangesQueued():
+                self.line(f"changed: {e.count} path{'s' if e.count != 1 else ''}{where(e.path, e.folder)}")
+            case ev.Indexed():
+                self.line(f"indexed {images(e.count)} ({e.encoded} encoded){where(e.path, e.folder)}; library: {e.images}")
+            case ev.Moved():
+                self.line(f"moved {images(e.count)} (vectors kept){where(e.path, e.folder)}")
+            case ev.PhotosRemoved():
+                self.line(f"removed {images(e.count)}{where(e.path, e.folder)}")
+            case ev.FolderRemoved():
+                self.line(f"folder {display(e.folder)}: removed ({e.message})")
+            case ev.FileSkipped():
+                self.line(f"skipped{where(e.path, e.folder)}: {e.message}")
+            case ev.FolderChanged():
+                s = e.status
+                self.line(f"folder {display(s.path)}: {s.state.value}" + (f" ({s.message})" if s.message else ""))
+            case ev.ModelLoading():
+                self.line("model: loading")
+            case ev.ModelReady():
+                self.line(f"model: ready ({e.model_id})")
+            case ev.ModelFailed():
+                self.line(f"model: unavailable ({e.message})")
                 self.fatal = True
-        elif kind == "idle":
-            self.line(f"up to date: {e.images} images")
-        elif kind == "error":
-            self.line(f"error{where}: {e.message}")
-        else:
-            self.line(kind + where + (f": {e.message}" if e.message else ""))
+            case ev.Idle():
+                self.line(f"up to date: {e.images} images")
+            case ev.ServiceError():
+                self.line(f"error{where(None, e.folder)}: {e.message}")
+                self.fatal = self.fatal or e.fatal
+            case ev.Started() | ev.Stopped():
+                self.line(type(e).__name__.lower())
+            case ev.ModelDownloading():
+                pass  # a line per chunk would drown the log
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from .store import Store
-
-    from .store import is_sqlite_file
+    from .library import rebuild
 
     db: Path = args.db
-    if db.exists():
-        if db.is_dir() or not is_sqlite_file(db):
-            # Following the advice must never move someone's photo or document aside.
-            raise ClipdeskError(
-                f"{display(str(db))} is not a clipdesk library (nor any database), so rebuild "
-                "leaves it alone; choose another --db path."
-            )
-        backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
-            db.rename(backup)
-            backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
-            for suffix in ("-wal", "-shm"):
-                side = db.with_name(db.name + suffix)
-                if side.exists():
-                    side.rename(backup.with_name(backup.name + suffix))
-                    backup.with_name(backup.name + suffix).chmod(0o600)
-        except OSError as exc:
-            raise ClipdeskError(
-                f"Cannot move the old library {display(str(db))} aside ({exc.strerror or exc}); "
-                "make its folder writable and try again."
-            ) from None
-        print(f"Moved the old library to {display(str(backup))}.")
-    Store(db).close()
-    print(f"Created an empty library at {display(str(db))}; run `clipdesk index PATH` to fill it.")
+    backup = rebuild(db)
+    if backup is not None:
+        print(f"Moved the old library to {printable(str(backup))}.")
+    print(f"Created an empty library at {printable(str(db))}; run `clipdesk index PATH` to fill it.")
     return 0
 
 
@@ -512,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ClipdeskError as exc:
-        print(f"clipdesk: {exc}", file=sys.stderr)
+        print(f"clipdesk: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("clipdesk: interrupted; everything indexed so far is saved.", file=sys.stderr)
@@ -528,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("clipdesk").exception("internal error in `clipdesk %s`", args.command)
         print(
             f"clipdesk: internal error ({type(exc).__name__}); this is a bug in clipdesk, not a "
-            f"problem with your photos or library. Details are in {logfile.log_path()}.",
+            f"problem with your photos or library. Details are in {printable(str(logfile.log_path()))}.",
             file=sys.stderr,
         )
         return 70

@@ -15,18 +15,20 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
 from .encoder import Encoder
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
-from .paths import display
+from .paths import FolderSet, display, folder_holding, is_within
+from .safefile import open_regular
 from .scanner import FileStat, is_gone, scan, stat_file
-from .store import FailedFile, ImageState, NewImage, Store, _is_within
+from .store import FailedFile, ImageState, NewImage, Store
 
 HASH_CHUNK = 1 << 20
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
@@ -147,16 +149,19 @@ class Prepared:
     gone: bool = False  # the file was deleted after the scan found it
 
 
-def file_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+def hash_handle(handle: BinaryIO) -> tuple[str, int]:
+    """The content hash of an open file, read in chunks, and how many bytes it covers."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def hash_path(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with open_regular(path) as handle:
+        return hash_handle(handle)[0]
 
 
 def default_workers(device: str = "cpu") -> int:
@@ -196,9 +201,6 @@ class Indexer:
         self.cancel = cancel or threading.Event()
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
-        # Full-size decodes of huge non-JPEG images take turns, so N workers never
-        # hold N × 400 MB at once.
-        self._big_decode_lock = threading.Lock()
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
 
@@ -219,7 +221,7 @@ class Indexer:
                 continue
             folder = self.store.add_folder(root)
             known = {
-                p: s for p, s in self.store.image_states(folder.id).items() if _is_within(p, root)
+                p: s for p, s in self.store.image_states(folder.id).items() if is_within(p, root)
             }
             if known and _is_empty_dir(root):
                 # An unmounted drive or share leaves its mount point behind, empty: that
@@ -235,7 +237,7 @@ class Indexer:
                 continue
             unreadable: dict[str, str] = {}
             failures = {
-                p: f for p, f in self.store.failures(folder.id).items() if _is_within(p, root)
+                p: f for p, f in self.store.failures(folder.id).items() if is_within(p, root)
             }
 
             def failure(path: str, failures: dict[str, FailedFile] = failures) -> FailedFile | None:
@@ -245,7 +247,8 @@ class Indexer:
                 plan.add(stat, folder.id, known.pop(stat.path, None), report, failure)
             missing.update(_keep_unreadable(known, unreadable, report))
             # Failed files no longer there (unless behind a folder that could not be read).
-            stale_failures += [p for p in failures if _first_ancestor_in(p, unreadable) is None]
+            behind = FolderSet(unreadable)
+            stale_failures += [p for p in failures if not behind.holds(p)]
         self._record_plan(plan, stale_failures)
         self._run(plan.jobs, missing, report, start)
         report.seconds = time.monotonic() - start
@@ -277,25 +280,24 @@ class Indexer:
         """
         start = time.monotonic()
         report = IndexReport()
-        folders = self.store.folders()
+        folders = {folder.path: folder for folder in self.store.folders()}
         states: dict[int, dict[str, ImageState]] = {}
 
         def folder_of(path: str) -> int | None:
-            best = None
-            for folder in folders:
-                if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                    best = folder
-            if best is None:
+            holder = folder_holding(path, folders)
+            if holder is None:
                 return None
+            best = folders[holder]
             if best.id not in states:
                 states[best.id] = self.store.image_states(best.id)
             return best.id
 
         missing: dict[str, ImageState] = {}
-        gone_set = {p.rstrip(os.sep) or os.sep for p in gone}
-        for gone_folder in {f for f in map(folder_of, gone_set) if f is not None}:
+        gone = list(gone)
+        gone_set = FolderSet(gone)
+        for gone_folder in {f for f in map(folder_of, gone) if f is not None}:
             for path, known in states[gone_folder].items():
-                if _under_any(path, gone_set) and is_gone(path):
+                if gone_set.holds(path) and is_gone(path):
                     missing[path] = known
         plan = _Plan()
         for path in dict.fromkeys(changed):
@@ -415,30 +417,37 @@ class Indexer:
         """Runs on a worker thread: read once, hash, and decode only if the content is new."""
         path = job.stat.path
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-                st = os.fstat(handle.fileno())
+            # Never the whole file in memory: hashed in chunks, decoded from the file.
+            with open_regular(path) as handle:
+                before = os.fstat(handle.fileno())
+                digest, size = hash_handle(handle)
+                mtime_ns = before.st_mtime_ns
+                if job.existing is not None and job.existing.hash == digest:
+                    return Prepared(job, digest, size, mtime_ns)
+                if digest in known_hashes:
+                    return Prepared(job, digest, size, mtime_ns)
+                if not size:
+                    return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
+                handle.seek(0)
+                try:
+                    image, info = open_image(handle, min_side=self.encoder.image_size)
+                    pixels = self.encoder.preprocess(image)
+                except ImageUnreadable as exc:
+                    return Prepared(job, digest, size, mtime_ns, error=str(exc))
+                after = os.fstat(handle.fileno())
         except FileNotFoundError:
             return Prepared(
                 job, "", 0, 0, error="file disappeared before it could be read", gone=True
             )
+        except ImageUnreadable as exc:  # not a regular file, or far too big to be a photo
+            return Prepared(job, "", 0, 0, error=str(exc))
         except OSError as exc:
             return Prepared(job, "", 0, 0, error=f"cannot read file: {exc.strerror or exc}")
-        digest = file_hash(data)
-        size, mtime_ns = len(data), st.st_mtime_ns
-        if job.existing is not None and job.existing.hash == digest:
-            return Prepared(job, digest, size, mtime_ns)
-        if digest in known_hashes:
-            return Prepared(job, digest, size, mtime_ns)
-        if not data:
-            return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
-        try:
-            image, info = open_image(
-                data, min_side=self.encoder.image_size, big_decode_lock=self._big_decode_lock
-            )
-            pixels = self.encoder.preprocess(image)
-        except ImageUnreadable as exc:
-            return Prepared(job, digest, size, mtime_ns, error=str(exc))
+        except MemoryError:
+            return Prepared(job, "", 0, 0, error="not enough memory to index this file")
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            # The pixels may not be the content hashed; the next run reads it again.
+            return Prepared(job, "", 0, 0, error="file changed while it was being read (still being written?)")
         return Prepared(job, digest, size, mtime_ns, pixels=pixels, info=info)
 
     def _encode(self, batch: list[Prepared], report: IndexReport) -> list[tuple[Prepared, np.ndarray]]:
@@ -620,9 +629,10 @@ def _keep_unreadable(
     """The unseen photos that are really gone; those in a folder or file that could
     not be read are kept (like an unplugged drive's), and the folder is reported."""
     kept: dict[str, int] = dict.fromkeys(unreadable, 0)
+    behind = FolderSet(unreadable)
     gone = {}
     for path, state in unseen.items():
-        where = _first_ancestor_in(path, unreadable)
+        where = behind.holder(path)
         if where is None:
             gone[path] = state
         else:
@@ -632,17 +642,6 @@ def _keep_unreadable(
         note = f"; its {count} photos were kept" if count > 1 else "; its photo was kept" if count else ""
         report.failed.append(Failure(path, reason + note))
     return gone
-
-
-def _first_ancestor_in(path: str, roots: Container[str]) -> str | None:
-    """Path itself or its nearest ancestor that is in roots, if any."""
-    while True:
-        if path in roots:
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
 
 
 def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
@@ -658,11 +657,6 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         ctime_ns=item.job.stat.ctime_ns,
         inode=item.job.stat.inode,
     )
-
-
-def _under_any(path: str, roots: set[str]) -> bool:
-    """True if path is one of roots or lies below one of them."""
-    return _first_ancestor_in(path, roots) is not None
 
 
 def remove_missing(store: Store, paths: Iterable[str]) -> int:

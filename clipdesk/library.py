@@ -7,7 +7,9 @@ the encoder it loads may be shared with other Libraries through `encoder=`.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import librarylock
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
@@ -24,7 +27,7 @@ from .indexer import Indexer, IndexReport, ProgressCallback
 from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
 from .paths import display
 from .search import Hit, Query, Searcher, TextCache
-from .store import Folder, ModelInfo, Store
+from .store import Folder, ModelInfo, Store, is_sqlite_file
 from .vectorindex import VectorIndex
 
 
@@ -230,3 +233,40 @@ class Library:
         for index, result in zip(ok, results):
             out[index] = ClassifiedImage(paths[index], result)
         return out
+
+
+def rebuild(db: Path) -> Path | None:
+    """Move the library aside as a dated backup and create an empty one; returns the backup.
+
+    Refuses (LibraryInUse) while a running service uses the library: it would go
+    on writing into the backup and the new library would stay empty.
+    """
+    if db.exists() and (db.is_dir() or not is_sqlite_file(db)):
+        # Following the advice must never move someone's photo or document aside.
+        raise ClipdeskError(
+            f"{display(str(db))} is not a clipdesk library (nor any database), so rebuild "
+            "leaves it alone; choose another --db path."
+        )
+    backup = None
+    with librarylock.exclusive(db):
+        if db.exists():
+            backup = db.with_name(f"{db.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                db.rename(backup)
+                backup.chmod(0o600)  # it still holds the paths and dates of the user's photos
+                for suffix in ("-wal", "-shm"):
+                    side = db.with_name(db.name + suffix)
+                    if side.exists():
+                        moved = backup.with_name(backup.name + suffix)
+                        side.rename(moved)
+                        moved.chmod(0o600)
+            except OSError as exc:
+                if sys.platform == "win32" and isinstance(exc, PermissionError):
+                    # Windows will not rename a file another process has open.
+                    raise librarylock.LibraryInUse(librarylock.in_use_message(db)) from None
+                raise ClipdeskError(
+                    f"Cannot move the old library {display(str(db))} aside ({exc.strerror or exc}); "
+                    "make its folder writable and try again."
+                ) from None
+        Store(db).close()
+    return backup

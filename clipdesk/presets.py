@@ -6,6 +6,10 @@ which makes CLIP's zero-shot guesses steadier than one phrase per label.
 
 from __future__ import annotations
 
+import string
+
+from .errors import ClipdeskError
+
 DEFAULT_TEMPLATE = "a photo of {}"
 
 PRESETS: dict[str, dict[str, list[str]]] = {
@@ -40,10 +44,38 @@ PRESETS: dict[str, dict[str, list[str]]] = {
 
 
 def label_prompts(labels: list[str], template: str = DEFAULT_TEMPLATE) -> dict[str, list[str]]:
-    """User labels to prompts: each label fills the template ('a photo of {}')."""
-    if "{}" not in template:
-        template = template + " {}"
-    return {label: [template.format(label)] for label in labels}
+    """User labels to prompts: each label fills the template ('a photo of {}').
+
+    Raises ClipdeskError for a template with other braces than {} or {label}.
+    """
+    parts = _template_parts(template)
+    if len(parts) == 1:
+        parts = [parts[0] + " ", ""]  # no place for the label given: it goes at the end
+    return {label: [label.join(parts)] for label in labels}
+
+
+def _template_parts(template: str) -> list[str]:
+    """The template's text around each {} or {label}; {{ and }} stand for braces."""
+    example = f"e.g. --template {DEFAULT_TEMPLATE!r}"
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        raise ClipdeskError(
+            f"The template {template!r} has an unmatched brace; use {{}} where the label goes ({example}), "
+            "or {{ and }} for a brace in the text."
+        ) from None
+    parts = [""]
+    for text, name, spec, conversion in fields:
+        parts[-1] += text
+        if name is None:
+            continue
+        if name not in ("", "label") or spec or conversion:
+            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ClipdeskError(
+                f"The template {template!r} has {field}; only {{}} or {{label}} can stand for the label ({example})."
+            )
+        parts.append("")
+    return parts
 
 
 def parse_labels(text: str) -> list[str]:

@@ -8,13 +8,17 @@ Three lanes, each with its own thread:
   periodically). Lower-priority work is cancelled (what it did is kept) and
   queued again when more urgent work arrives;
 - interactive: `submit()` runs a function (a search, a classification, a
-  lookup) on its own thread with its own Library, sharing the encoder; the
-  indexer waits between model batches while such work is pending, so a
-  search never waits behind a long batch;
+  lookup) on its own thread with its own, read-only Library, sharing the
+  encoder; the indexer waits between model batches while such work is
+  pending, so a search never waits behind a long batch;
 - watching: `watcher.Watcher` turns file-system events into settled changes.
 
-No Qt here: progress goes to a plain callback (`on_event`), which the GUI
-re-emits as a signal and the CLI prints.
+While it runs, the service holds the library's shared lock (`librarylock`),
+and stops indexing if another file takes the library's place.
+
+No Qt here: progress goes to a plain callback (`on_event`) as the records of
+`clipdesk.events`, which the GUI re-emits as a signal and the CLI prints.
+docs/service.md lists what a caller may call, on which thread, and what comes back.
 """
 
 from __future__ import annotations
@@ -28,13 +32,37 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 from .encoder import Encoder
 from .errors import ClipdeskError, ModelUnavailable
+from .events import (
+    ChangesQueued,
+    FileSkipped,
+    FolderChanged,
+    FolderRemoved,
+    FolderState,
+    FolderStatus,
+    Idle,
+    Indexed,
+    ModelDownloading,
+    ModelFailed,
+    ModelLoading,
+    ModelReady,
+    Moved,
+    PhotosRemoved,
+    Progress,
+    ServiceError,
+    ServiceEvent,
+    Started,
+    Stopped,
+)
 from .indexer import Indexer, IndexProgress, IndexReport
 from .library import Library, LibraryOptions, real_path
+from .librarylock import LibraryLock, file_identity
 from .models import load_encoder
+from .paths import display, folder_holding
 from .scanner import scan
 from .store import Store
 from .watcher import Watcher
@@ -43,37 +71,31 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_PRIORITY = {"add": 0, "reindex": 0, "remove": 0, "changes": 1, "reconcile": 2}
+# Seconds between checks, while idle, that the library file is still the one opened.
+LIBRARY_CHECK_INTERVAL = 5.0
 
 
-@dataclass(frozen=True)
-class ServiceEvent:
-    """Something the service did or noticed; see SERVICE_API.md for the kinds."""
-
-    kind: str
-    folder: str | None = None
-    path: str | None = None
-    done: int = 0
-    total: int = 0
-    encoded: int = 0
-    failed: int = 0
-    images: int = 0
-    rate: float = 0.0
-    state: str | None = None
-    message: str | None = None
+class LibraryReplaced(ClipdeskError):
+    """Another file took the library's place (or it was moved away) while the service ran."""
 
 
-@dataclass(frozen=True)
-class FolderStatus:
-    path: str
-    images: int
-    state: str  # "watching" | "polling" | "indexing" | "error" | "missing" | "unwatched"
-    message: str | None = None
+class _Kind(Enum):
+    """A piece of indexing work; the value is its priority (lower goes first)."""
+
+    ADD = (0, "add")
+    REINDEX = (0, "reindex")
+    REMOVE = (0, "remove")
+    CHANGES = (1, "changes")
+    RECONCILE = (2, "reconcile")
+
+    @property
+    def priority(self) -> int:
+        return self.value[0]
 
 
 @dataclass
 class _Work:
-    kind: str  # "add" | "reindex" | "remove" | "changes" | "reconcile"
+    kind: _Kind
     folder: str | None = None
     forget: bool = True
     changed: list[str] = field(default_factory=list)
@@ -81,7 +103,7 @@ class _Work:
 
     @property
     def priority(self) -> int:
-        return _PRIORITY[self.kind]
+        return self.kind.priority
 
 
 class _Rate:
@@ -98,6 +120,63 @@ class _Rate:
             self.samples.popleft()
         t0, e0 = self.samples[0]
         return (encoded - e0) / (now - t0) if now > t0 else 0.0
+
+
+@dataclass
+class _Pending:
+    """Work waiting for the indexing thread, one lane per priority; guarded by the service's lock.
+
+    Changes and reconciles are merged (a path or folder waits once, however often it is seen).
+    """
+
+    urgent: deque[_Work] = field(default_factory=deque)
+    changed: dict[str, None] = field(default_factory=dict)
+    gone: dict[str, None] = field(default_factory=dict)
+    reconcile: dict[str, None] = field(default_factory=dict)
+
+    def put(self, work: _Work) -> None:
+        if work.kind is _Kind.CHANGES:
+            self.changed.update(dict.fromkeys(work.changed))
+            self.gone.update(dict.fromkeys(work.gone))
+        elif work.kind is _Kind.RECONCILE:
+            assert work.folder is not None
+            self.reconcile[work.folder] = None
+        else:
+            self.urgent.append(work)
+
+    def pop(self) -> _Work | None:
+        if self.urgent:
+            return self.urgent.popleft()
+        if self.changed or self.gone:
+            work = _Work(_Kind.CHANGES, changed=list(self.changed), gone=list(self.gone))
+            self.changed, self.gone = {}, {}
+            return work
+        if self.reconcile:
+            root = next(iter(self.reconcile))
+            del self.reconcile[root]
+            return _Work(_Kind.RECONCILE, root)
+        return None
+
+    def empty(self) -> bool:
+        return not (self.urgent or self.changed or self.gone or self.reconcile)
+
+
+@dataclass
+class _Folders:
+    """What the service knows of the library's folders; guarded by the service's lock."""
+
+    rows: dict[str, int] = field(default_factory=dict)  # library folder -> images
+    # Removed without forgetting: searchable, not watched (folders.watched in the library).
+    unwatched: set[str] = field(default_factory=set)
+    session_roots: set[str] = field(default_factory=set)  # added while running: watched regardless
+    watch_states: dict[str, tuple[FolderState, str | None]] = field(default_factory=dict)
+    watched: set[str] = field(default_factory=set)  # what the watcher has (for periodic reconciles)
+    indexing: set[str] = field(default_factory=set)
+    published: dict[str, tuple[FolderState, str | None]] = field(default_factory=dict)
+
+    def root_of(self, path: str) -> str | None:
+        """The library folder a path lies in (the innermost, if folders nest)."""
+        return folder_holding(path, self.rows)
 
 
 class IndexService:
@@ -119,45 +198,33 @@ class IndexService:
         """`reindex`: the library was made with another model; drop its vectors and
         encode everything again with options.model (the photos stay listed)."""
         self.options = options
+        self.reconcile_interval = reconcile_interval
         self._on_event = on_event
+        self._watch_all = start_watching
+        # The model (set by the indexing thread; the interactive thread shares it).
         self._injected = encoder
         self._reindex = reindex
         self._encoder: Encoder | None = None
         self._model_settled = threading.Event()
         self._model_error: str | None = None
-        self.reconcile_interval = reconcile_interval
-        self._watch_all = start_watching
         self._watcher = Watcher(
-            self._on_changes,
-            self._on_watch_state,
-            self._on_reconcile_needed,
-            debounce=debounce,
-            force_polling=force_polling,
-            poll_interval=poll_interval,
+            self._on_changes, self._on_watch_state, self._on_reconcile_needed,
+            debounce=debounce, force_polling=force_polling, poll_interval=poll_interval,
         )
         self._cv = threading.Condition(threading.RLock())
         # Guarded by _cv:
-        self._urgent: deque[_Work] = deque()
-        self._changed: dict[str, None] = {}
-        self._gone: dict[str, None] = {}
-        self._reconcile: dict[str, None] = {}
+        self._pending = _Pending()
+        self._folders = _Folders()
         self._current: _Work | None = None
         self._cancel: threading.Event | None = None
         self._requeue = False  # the current work was cancelled for more urgent work
-        self._paused = False
-        self._started = False
-        self._stopping = False
-        self._stopped = False
+        self._paused = self._started = self._stopping = self._stopped = False
         self._interactive_pending = 0
-        self._folder_rows: dict[str, int] = {}  # library folder -> images
-        self._unwatched: set[str] = set()
-        self._session_roots: set[str] = set()  # added while running: watched regardless
-        self._watch_states: dict[str, tuple[str, str | None]] = {}
-        self._watched: set[str] = set()  # folders the watcher has (for periodic reconciles)
-        self._indexing: set[str] = set()
-        self._published: dict[str, tuple[str, str | None]] = {}
-        self._activity = True  # something happened since the last "idle" event
+        self._activity = True  # something happened since the last Idle event
         self._next_reconcile = time.monotonic() + reconcile_interval
+        # The library file this service opened, to notice another file put in its place.
+        self._lock = LibraryLock(options.db_path)
+        self._identity: tuple[int, int] | None = None
         self._calls: queue.Queue[tuple[Callable[[Library], Any], concurrent.futures.Future[Any]] | None] = (
             queue.Queue()
         )
@@ -172,7 +239,7 @@ class IndexService:
             if self._started:
                 return
             self._started = True
-        self._emit(ServiceEvent("started"))
+        self._emit(Started())
         self._index_thread.start()
         self._call_thread.start()
 
@@ -202,8 +269,8 @@ class IndexService:
         with self._cv:
             self._stopped = True
         if self._index_thread.is_alive():
-            self._emit(ServiceEvent("error", message=f"indexing did not stop within {timeout:.0f} s"))
-        self._emit(ServiceEvent("stopped"))
+            self._emit(ServiceError(f"indexing did not stop within {timeout:.0f} s"))
+        self._emit(Stopped())
 
     def pause(self) -> None:
         """Hold indexing after the current model batch (watching goes on)."""
@@ -229,7 +296,7 @@ class IndexService:
     def add_folder(self, path: str) -> None:
         """Remember a folder, index it before anything else, and watch it.
 
-        A path that is not a folder is reported as an "error" event (the caller
+        A path that is not a folder is reported as a ServiceError event (the caller
         may be a GUI slot, where an exception would only reach a log).
         """
         root = real_path(path)
@@ -237,9 +304,9 @@ class IndexService:
             problem = f"{path} is a file; choose a folder of photos." if os.path.exists(root) else (
                 f"No folder at {path}."
             )
-            self._emit(ServiceEvent("error", folder=path, message=problem))
+            self._emit(ServiceError(problem, folder=path))
             return
-        self._enqueue(_Work("add", root))
+        self._enqueue(_Work(_Kind.ADD, root))
 
     def remove_folder(self, path: str, *, forget: bool = True) -> None:
         """Stop watching a folder; with forget, drop its photos from the library too.
@@ -250,20 +317,20 @@ class IndexService:
         root = self._known_root(path)
         self._watcher.unwatch(root)
         with self._cv:
-            self._watched.discard(root)
-        self._enqueue(_Work("remove", root, forget=forget))
+            self._folders.watched.discard(root)
+        self._enqueue(_Work(_Kind.REMOVE, root, forget=forget))
 
     def reindex_folder(self, path: str) -> None:
         """Check every file of a folder again by content (hash), not only size and date."""
-        self._enqueue(_Work("reindex", self._known_root(path)))
+        self._enqueue(_Work(_Kind.REINDEX, self._known_root(path)))
 
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
         with self._cv:
             return [
                 FolderStatus(root, count, *self._state_of(root))
-                for root, count in sorted(self._folder_rows.items())
-                if root not in self._unwatched
+                for root, count in sorted(self._folders.rows.items())
+                if root not in self._folders.unwatched
             ]
 
     def submit(self, fn: Callable[[Library], T]) -> concurrent.futures.Future[T]:
@@ -291,23 +358,17 @@ class IndexService:
         root = real_path(path)
         with self._cv:
             # A folder stored under a path that no longer resolves (a vanished link) is kept as given.
-            return path if root not in self._folder_rows and path in self._folder_rows else root
+            rows = self._folders.rows
+            return path if root not in rows and path in rows else root
 
     def _enqueue(self, work: _Work) -> None:
         with self._cv:
             if self._stopping:
                 return
-            if work.kind == "changes":
-                self._changed.update(dict.fromkeys(work.changed))
-                self._gone.update(dict.fromkeys(work.gone))
-            elif work.kind == "reconcile":
-                assert work.folder is not None
-                self._reconcile[work.folder] = None
-            else:
-                self._urgent.append(work)
+            self._pending.put(work)
             current = self._current
             if current is not None and self._cancel is not None:
-                if work.kind == "remove" and current.folder == work.folder:
+                if work.kind is _Kind.REMOVE and current.folder == work.folder:
                     self._cancel.set()  # no point finishing a folder being removed
                 elif current.priority > work.priority:
                     self._requeue = True
@@ -315,44 +376,40 @@ class IndexService:
             self._cv.notify_all()
 
     def _take(self) -> _Work | None:
-        """The next work item, by priority; None once stopping. Indexing thread only."""
-        with self._cv:
-            while True:
+        """The next work item, by priority; None once stopping. Indexing thread only.
+
+        While it waits it checks every LIBRARY_CHECK_INTERVAL s that the library file is
+        still the one it opened (LibraryReplaced if not).
+        """
+        while True:
+            self._check_library()
+            with self._cv:
                 if self._stopping:
                     return None
-                work = None if self._paused else self._pop()
+                work = None if self._paused else self._pending.pop()
                 if work is not None:
                     self._current, self._cancel, self._requeue = work, threading.Event(), False
                     return work
-                timeout = None
+                timeout = LIBRARY_CHECK_INTERVAL
                 if self.reconcile_interval > 0:
-                    timeout = self._next_reconcile - time.monotonic()
-                    if timeout <= 0:
+                    due = self._next_reconcile - time.monotonic()
+                    if due <= 0:
                         self._next_reconcile = time.monotonic() + self.reconcile_interval
-                        for root in self._watched:
-                            self._reconcile[root] = None
+                        for root in self._folders.watched:
+                            self._pending.reconcile[root] = None
                         continue
+                    timeout = min(timeout, due)
                 self._cv.wait(timeout)
-
-    def _pop(self) -> _Work | None:
-        if self._urgent:
-            return self._urgent.popleft()
-        if self._changed or self._gone:
-            work = _Work("changes", changed=list(self._changed), gone=list(self._gone))
-            self._changed, self._gone = {}, {}
-            return work
-        if self._reconcile:
-            root = next(iter(self._reconcile))
-            del self._reconcile[root]
-            return _Work("reconcile", root)
-        return None
 
     def _queue_empty(self) -> bool:
         with self._cv:
-            return not (self._urgent or self._changed or self._gone or self._reconcile)
+            return self._pending.empty()
 
     def _between_batches(self) -> None:
-        """Called by the indexer after each model batch: hold while paused or while interactive work waits."""
+        """Called by the indexer after each model batch: hold while paused or while interactive work
+        waits; stop the work if the library file was replaced."""
+        if self._library_replaced() and self._cancel is not None:
+            self._cancel.set()  # _take raises LibraryReplaced next
         with self._cv:
             while not self._stopping and (self._paused or self._interactive_pending > 0):
                 self._cv.wait(0.5)
@@ -362,108 +419,134 @@ class IndexService:
             self._interactive_pending -= 1
             self._cv.notify_all()
 
+    # -- the library file ---------------------------------------------------------
+
+    def _library_replaced(self) -> bool:
+        return self._identity is not None and file_identity(self.options.db_path) != self._identity
+
+    def _check_library(self) -> None:
+        """Refuse to write on when another file took the library's place (or it was moved away)."""
+        if self._library_replaced():
+            raise LibraryReplaced(
+                f"The library {display(str(self.options.db_path))} was replaced or moved while "
+                "clipdesk was running; indexing stopped. Restart clipdesk to use the library "
+                "now at that path."
+            )
+
     # -- folder states ----------------------------------------------------------
 
-    def _state_of(self, root: str) -> tuple[str, str | None]:
-        if root in self._indexing:
-            return "indexing", None
+    def _state_of(self, root: str) -> tuple[FolderState, str | None]:
+        if root in self._folders.indexing:
+            return FolderState.INDEXING, None
         if self._model_error is not None:
-            return "error", self._model_error
-        return self._watch_states.get(root, ("unwatched", None))
+            return FolderState.ERROR, self._model_error
+        return self._folders.watch_states.get(root, (FolderState.UNWATCHED, None))
 
     def _publish(self, roots: list[str] | None = None) -> None:
-        """Send a "folder" event for each folder whose state changed."""
+        """Send a FolderChanged event for each folder whose state changed."""
         events = []
         with self._cv:
-            for root in roots if roots is not None else list(self._folder_rows):
-                if root not in self._folder_rows or root in self._unwatched:
+            folders = self._folders
+            for root in roots if roots is not None else list(folders.rows):
+                if root not in folders.rows or root in folders.unwatched:
                     continue
                 state = self._state_of(root)
-                if self._published.get(root) != state:
-                    self._published[root] = state
-                    events.append(
-                        ServiceEvent(
-                            "folder", folder=root, state=state[0], message=state[1],
-                            images=self._folder_rows[root],
-                        )
-                    )
+                if folders.published.get(root) != state:
+                    folders.published[root] = state
+                    events.append(FolderChanged(FolderStatus(root, folders.rows[root], *state)))
         for event in events:
             self._emit(event)
 
     def _on_watch_state(self, root: str, state: str, message: str | None) -> None:
+        # The watcher names its states with FolderState's values.
         with self._cv:
-            self._watch_states[root] = (state, message)
+            self._folders.watch_states[root] = (FolderState(state), message)
         self._publish([root])
 
     def _on_changes(self, changed: list[str], gone: list[str]) -> None:
         total = len(changed) + len(gone)
         roots = {self._root_of(p) for p in changed + gone}
-        self._emit(ServiceEvent(
-            "queued", folder=roots.pop() if len(roots) == 1 else None,
-            path=(changed + gone)[0] if total == 1 else None, total=total,
+        self._emit(ChangesQueued(
+            total, folder=roots.pop() if len(roots) == 1 else None,
+            path=(changed + gone)[0] if total == 1 else None,
         ))
-        self._enqueue(_Work("changes", changed=changed, gone=gone))
+        self._enqueue(_Work(_Kind.CHANGES, changed=changed, gone=gone))
 
     def _on_reconcile_needed(self, root: str) -> None:
-        self._enqueue(_Work("reconcile", root))
+        self._enqueue(_Work(_Kind.RECONCILE, root))
 
     def _root_of(self, path: str) -> str | None:
         with self._cv:
-            best = None
-            for root in self._folder_rows:
-                if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and (
-                    best is None or len(root) > len(best)
-                ):
-                    best = root
-            return best
+            return self._folders.root_of(path)
 
     # -- the indexing thread --------------------------------------------------------
 
     def _index_main(self) -> None:
-        library: Library | None = None
-        try:
-            library = Library(self.options, encoder=self._injected)
-            self._encoder = self._load_model(library)
-        except ClipdeskError as exc:
-            self._emit(ServiceEvent("error", message=str(exc)))
-        finally:
-            self._model_settled.set()
+        library = self._open_library()
         if library is None:
             return
         try:
-            unwatched = library.store.unwatched_folders()
-            with self._cv:
-                self._unwatched = unwatched
-            self._refresh(library.store, publish=False)
-            self._watcher.start()
-            if self._encoder is not None:
-                for root in self._sync_watchers(library.store):
-                    self._enqueue(_Work("reconcile", root))
-            self._publish()
+            self._start_watching(library.store)
             while True:
                 if self._queue_empty() and self._activity:
                     self._activity = False
-                    self._emit(ServiceEvent("idle", images=library.store.count_images()))
+                    self._emit(Idle(library.store.count_images()))
                 work = self._take()
                 if work is None:
                     break
                 self._run(library, work)
                 with self._cv:
                     self._current = self._cancel = None
-        except ClipdeskError as exc:  # e.g. the library stayed locked by another writer
-            self._emit(ServiceEvent("error", message=str(exc)))
+        except ClipdeskError as exc:  # the library was replaced, or stayed locked by another writer
+            self._emit(ServiceError(str(exc), fatal=True))
         except Exception as exc:  # a bug: say so rather than vanish
             log.exception("the indexing thread failed")
-            self._emit(ServiceEvent("error", message=f"internal error: {exc!r}"))
+            self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
-            try:
-                library.store.checkpoint()
-            except ClipdeskError as exc:  # readers still at work; the WAL is folded in later
-                log.info("no checkpoint at stop: %s", exc)
-            library.close()
+            self._close_library(library)
+
+    def _open_library(self) -> Library | None:
+        """Take the library's shared lock, open it and load the model; None (and an event) if it cannot."""
+        library: Library | None = None
+        try:
+            self._lock.acquire_shared()
+            library = Library(self.options, encoder=self._injected)
+            self._identity = file_identity(self.options.db_path)
+            self._encoder = self._load_model(library)
+        except ClipdeskError as exc:
+            self._emit(ServiceError(str(exc), fatal=True))
+            if library is not None:
+                library.close()
+                library = None
+            self._lock.release()
+        finally:
+            self._model_settled.set()
+        return library
+
+    def _start_watching(self, store: Store) -> None:
+        """Read the library's folders, watch them, and queue a reconcile of each (with a model)."""
+        unwatched = store.unwatched_folders()
+        with self._cv:
+            self._folders.unwatched = unwatched
+        self._refresh(store, publish=False)
+        self._watcher.start()
+        if self._encoder is not None:
+            for root in self._sync_watchers(store):
+                self._enqueue(_Work(_Kind.RECONCILE, root))
+        self._publish()
+
+    def _close_library(self, library: Library) -> None:
+        try:
+            # Also when the file was replaced: this folds our pages into the file we opened and
+            # empties the write-ahead log, which keeps its name, so the new file never reads them.
+            library.store.checkpoint()
+        except ClipdeskError as exc:  # readers still at work; the WAL is folded in later
+            log.info("no checkpoint at stop: %s", exc)
+        library.close()
+        self._lock.release()
 
     def _load_model(self, library: Library) -> Encoder | None:
-        self._emit(ServiceEvent("model", state="loading"))
+        self._emit(ModelLoading())
         try:
             spec = library.check_model(reindex=self._reindex)
             encoder = self._injected or load_encoder(
@@ -485,13 +568,13 @@ class IndexService:
                 )
         except ClipdeskError as exc:
             self._model_error = str(exc)
-            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._emit(ModelFailed(str(exc)))
             return None
-        self._emit(ServiceEvent("model", state="ready", message=encoder.model_id))
+        self._emit(ModelReady(encoder.model_id))
         return encoder
 
     def _download_bar(self) -> Any:
-        """A tqdm class for model downloads that reports as "model" events."""
+        """A tqdm class for model downloads that reports as ModelDownloading events."""
         import io
 
         from tqdm import tqdm
@@ -506,12 +589,7 @@ class IndexService:
 
             def update(self, n: float | None = 1) -> bool | None:
                 out: bool | None = super().update(n)
-                service._emit(
-                    ServiceEvent(
-                        "model", state="downloading", done=int(self.n), total=int(self.total or 0),
-                        message=self.desc or None,
-                    )
-                )
+                service._emit(ModelDownloading(int(self.n), int(self.total or 0), self.desc or None))
                 return out
 
         return Bar
@@ -520,16 +598,17 @@ class IndexService:
         """Re-read the library's folders and counts; publish state changes."""
         rows = {f.path: f.image_count for f in store.folders()}
         with self._cv:
-            self._folder_rows = rows
+            self._folders.rows = rows
         if publish:
             self._publish()
 
     def _sync_watchers(self, store: Store) -> list[str]:
         """Watch the library's folders (not those removed without forgetting); returns new ones."""
         with self._cv:
+            folders = self._folders
             wanted = {
-                root for root in self._folder_rows
-                if root not in self._unwatched and (self._watch_all or root in self._session_roots)
+                root for root in folders.rows
+                if root not in folders.unwatched and (self._watch_all or root in folders.session_roots)
             }
         watched = set(self._watcher.roots())
         for root in watched - wanted:
@@ -538,41 +617,47 @@ class IndexService:
         for root in new:
             self._watcher.watch(root)
         with self._cv:
-            self._watched = set(self._watcher.roots())
+            self._folders.watched = set(self._watcher.roots())
         return new
 
-    def _save_unwatched(self, store: Store) -> None:
-        # Library folders the user removed without forgetting their photos: kept
-        # searchable, but not watched or reconciled.
-        store.set_unwatched(self._unwatched)
+    def _set_unwatched(self, store: Store, root: str, unwatched: bool) -> None:
+        """Mark a folder removed-but-kept (or not) and save the list in the library."""
+        with self._cv:
+            names = self._folders.unwatched
+            if (root in names) == unwatched:
+                return
+            if unwatched:
+                names.add(root)
+            else:
+                names.discard(root)
+            saved = set(names)
+        store.set_unwatched(saved)
 
     def _run(self, library: Library, work: _Work) -> None:
         try:
-            if work.kind == "remove":
+            if work.kind is _Kind.REMOVE:
                 self._remove(library, work)
             elif self._encoder is None:
-                self._emit(ServiceEvent(
-                    "error", folder=work.folder, message=f"Cannot index without a model: {self._model_error}"
-                ))
+                self._emit(ServiceError(f"Cannot index without a model: {self._model_error}", folder=work.folder))
             else:
-                self._index(library, self._encoder, work)
+                self._index(library.store, self._encoder, work)
         except ModelUnavailable as exc:
             # Weights load at the first encode, so a broken model shows only now.
             self._activity = True
             self._model_error = str(exc)
             self._encoder = None
-            self._emit(ServiceEvent("model", state="unavailable", message=str(exc)))
+            self._emit(ModelFailed(str(exc)))
             self._publish()
         except ClipdeskError as exc:
             self._activity = True
-            self._emit(ServiceEvent("error", folder=work.folder, message=str(exc)))
+            self._emit(ServiceError(str(exc), folder=work.folder))
         except Exception as exc:  # a bug: report it, keep the service alive
             log.exception("indexing %s failed", work)
             self._activity = True
-            self._emit(ServiceEvent("error", folder=work.folder, message=f"internal error: {exc!r}"))
+            self._emit(ServiceError(f"internal error: {exc!r}", folder=work.folder))
         finally:
             with self._cv:
-                self._indexing.clear()
+                self._folders.indexing.clear()
             self._refresh(library.store)
 
     def _remove(self, library: Library, work: _Work) -> None:
@@ -580,55 +665,75 @@ class IndexService:
         assert root is not None
         self._activity = True
         with self._cv:
-            self._session_roots.discard(root)
-            self._reconcile.pop(root, None)
+            self._folders.session_roots.discard(root)
+            self._pending.reconcile.pop(root, None)
         if work.forget:
             removed = library.forget(root)
-            if root in self._unwatched:
-                with self._cv:
-                    self._unwatched.discard(root)
-                self._save_unwatched(library.store)
+            self._set_unwatched(library.store, root, False)
             message = f"forgot {root} ({removed} images); the photos themselves were not touched"
-            self._emit(ServiceEvent("removed", folder=root, done=removed, message=message,
-                                    images=library.store.count_images()))
         else:
             if library.store.folder_by_path(root) is None:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
-            with self._cv:
-                self._unwatched.add(root)
-            self._save_unwatched(library.store)
+            removed = 0
+            self._set_unwatched(library.store, root, True)
             message = f"stopped watching {root}; its photos stay searchable"
         with self._cv:
-            self._published.pop(root, None)
-        self._emit(ServiceEvent("folder", folder=root, state="removed", message=message))
+            self._folders.published.pop(root, None)
+        self._emit(FolderRemoved(root, removed, library.store.count_images(), message))
 
-    def _index(self, library: Library, encoder: Encoder, work: _Work) -> None:
-        store = library.store
+    # -- indexing one work item -----------------------------------------------------
+
+    def _index(self, store: Store, encoder: Encoder, work: _Work) -> None:
+        """Add, re-index or bring up to date what one work item names, with summary events."""
+        if work.kind is _Kind.ADD:
+            self._add(store, work)
+        if not self._still_wanted(store, work):
+            return
+        concerned = self._roots_concerned(work)
+        folder = concerned[0] if len(concerned) == 1 else None  # named in events when there is one
+        assert self._cancel is not None
+        indexer = Indexer(
+            store, encoder, workers=self.options.workers, progress=self._progress_relay(concerned, folder),
+            cancel=self._cancel, between_batches=self._between_batches,
+        )
+        report = self._run_indexer(indexer, work)
+        self._report(store, work, report, folder)
+        with self._cv:
+            requeue = report.cancelled and self._requeue and not self._stopping
+        if requeue:
+            self._enqueue(work)
+
+    def _add(self, store: Store, work: _Work) -> None:
+        """Remember a folder the user added and watch it (before indexing, so nothing is missed)."""
+        assert work.folder is not None
+        self._activity = True
+        self._set_unwatched(store, work.folder, False)
+        # A folder inside a known one is covered by it; a parent takes its children over.
+        covering = store.add_folder(work.folder).path
+        with self._cv:
+            self._folders.session_roots.add(covering)
+        self._refresh(store, publish=False)
+        self._sync_watchers(store)
+        self._publish()
+
+    def _still_wanted(self, store: Store, work: _Work) -> bool:
+        """False when the work's folder was removed meanwhile or is missing (the watcher says so)."""
         root = work.folder
-        if work.kind == "add":
-            assert root is not None
-            self._activity = True
-            if root in self._unwatched:
-                with self._cv:
-                    self._unwatched.discard(root)
-                self._save_unwatched(store)
-            # A folder inside a known one is covered by it; a parent takes its children over.
-            covering = store.add_folder(root).path
-            with self._cv:
-                self._session_roots.add(covering)
-            self._refresh(store, publish=False)
-            self._sync_watchers(store)  # watch first, so nothing changed while indexing is missed
-            self._publish()
-        if root is not None and store.folder_containing(root) is None:
-            if work.kind == "reindex":
+        if root is None:
+            return True
+        if store.folder_containing(root) is None:
+            if work.kind is _Kind.REINDEX:
                 raise ClipdeskError(f"{root} is not a folder of this library.")
-            return  # removed meanwhile
-        if root is not None and not os.path.isdir(root):
-            return  # missing: the watcher reports it, and its photos are kept
-        paths = [root] if root is not None else work.changed + work.gone
-        concerned = sorted({r for r in map(self._root_of, paths) if r is not None})
+            return False
+        return os.path.isdir(root)  # a missing folder's photos are kept
+
+    def _roots_concerned(self, work: _Work) -> list[str]:
+        paths = [work.folder] if work.folder is not None else work.changed + work.gone
+        return sorted({r for r in map(self._root_of, paths) if r is not None})
+
+    def _progress_relay(self, concerned: list[str], folder: str | None) -> Callable[[IndexProgress], None]:
+        """The indexer's progress callback: marks the folders indexing at the first file, sends Progress."""
         rate = _Rate()
-        folder_event = concerned[0] if len(concerned) == 1 else None
         announced = False
 
         def progress(p: IndexProgress) -> None:
@@ -639,54 +744,45 @@ class IndexService:
                 announced = True
                 self._activity = True
                 with self._cv:
-                    self._indexing.update(concerned)
+                    self._folders.indexing.update(concerned)
                 self._publish(concerned)
-            self._emit(ServiceEvent(
-                "progress", folder=folder_event, path=p.current, done=p.done, total=p.total,
-                encoded=p.encoded, failed=p.failed, rate=rate.add(p.encoded),
+            self._emit(Progress(
+                p.done, p.total, p.encoded, p.failed, rate.add(p.encoded), folder=folder, path=p.current,
             ))
 
-        assert self._cancel is not None
-        indexer = Indexer(
-            store, encoder, workers=self.options.workers, progress=progress,
-            cancel=self._cancel, between_batches=self._between_batches,
-        )
-        if work.kind == "changes":
+        return progress
+
+    @staticmethod
+    def _run_indexer(indexer: Indexer, work: _Work) -> IndexReport:
+        if work.kind is _Kind.CHANGES:
             # Read what the watcher saw written even if its stat looks the same: an
             # edit can keep size and times (cheap: a hash, no re-encode if unchanged).
-            report = indexer.index_changes(work.changed, work.gone, rehash=True)
-        elif work.kind == "reindex":
-            assert root is not None
-            paths = [s.path for s in scan(root)]
-            report = indexer.index_changes(paths, [root], rehash=True)
-        else:
-            assert root is not None
-            report = indexer.index([root])
-        self._report(store, work, report, folder_event)
-        with self._cv:
-            requeue = report.cancelled and self._requeue and not self._stopping
-        if requeue:
-            self._enqueue(work)
+            return indexer.index_changes(work.changed, work.gone, rehash=True)
+        assert work.folder is not None
+        if work.kind is _Kind.REINDEX:
+            paths = [s.path for s in scan(work.folder)]
+            return indexer.index_changes(paths, [work.folder], rehash=True)
+        return indexer.index([work.folder])
 
     def _report(self, store: Store, work: _Work, report: IndexReport, folder: str | None) -> None:
         """Summary events for one piece of work."""
         for failure in report.failed:
-            self._emit(ServiceEvent("failed", folder=folder, path=failure.path, message=failure.error))
+            self._emit(FileSkipped(failure.path, failure.error, folder=folder))
         if not (report.indexed or report.moved or report.removed or report.failed):
             return
         self._activity = True
         images = store.count_images()
-        single = work.changed[0] if work.kind == "changes" and len(work.changed) == 1 else None
+        changes = work.kind is _Kind.CHANGES
+        single = work.changed[0] if changes and len(work.changed) == 1 else None
         if report.indexed:
-            self._emit(ServiceEvent(
-                "encoded", folder=folder, path=single, done=report.indexed, total=report.indexed,
-                encoded=report.encoded, failed=len(report.failed), images=images,
+            self._emit(Indexed(
+                report.indexed, report.encoded, len(report.failed), images, folder=folder, path=single,
             ))
         if report.moved:
-            self._emit(ServiceEvent("moved", folder=folder, path=single, done=report.moved, images=images))
+            self._emit(Moved(report.moved, images, folder=folder, path=single))
         if report.removed:
-            gone = work.gone[0] if work.kind == "changes" and len(work.gone) == 1 else None
-            self._emit(ServiceEvent("removed", folder=folder, path=gone, done=report.removed, images=images))
+            gone = work.gone[0] if changes and len(work.gone) == 1 else None
+            self._emit(PhotosRemoved(report.removed, images, folder=folder, path=gone))
 
     # -- the interactive thread ---------------------------------------------------
 
@@ -700,11 +796,7 @@ class IndexService:
                         continue
                     try:
                         if library is None:
-                            # Share the indexer's encoder rather than load a second copy.
-                            while not self._model_settled.wait(0.2):
-                                if self._stopping:
-                                    raise ClipdeskError("The indexing service has stopped.")
-                            library = Library(self.options, encoder=self._encoder)
+                            library = self._open_reader()
                         future.set_result(fn(library))
                     except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
                         future.set_exception(exc)
@@ -714,5 +806,15 @@ class IndexService:
             if library is not None:
                 library.close()
 
+    def _open_reader(self) -> Library:
+        """The interactive thread's library: read-only, as all writes go through the indexing thread."""
+        # Share the indexer's encoder rather than load a second copy.
+        while not self._model_settled.wait(0.2):
+            if self._stopping:
+                raise ClipdeskError("The indexing service has stopped.")
+        library = Library(self.options, create=False, encoder=self._encoder)
+        library.store.set_query_only()
+        return library
 
-__all__ = ["FolderStatus", "IndexService", "ServiceEvent"]
+
+__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent"]

@@ -23,7 +23,7 @@ import numpy as np
 from . import migrations
 from .errors import InternalError, LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
 from .logfile import log_path
-from .paths import default_db_path, display, from_db, to_db
+from .paths import default_db_path, display, folder_holding, from_db, is_within, to_db
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class Store:
             conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except apsw.CantOpenError:
+            except (apsw.CantOpenError, apsw.ReadOnlyError):
                 # A WAL library on a read-only disk cannot make its shared-memory file;
                 # nothing else can be writing there, so read it as an unchanging file.
                 conn.close()
@@ -373,6 +373,10 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def set_query_only(self) -> None:
+        """Refuse every write on this connection from now on (a reader thread's connection)."""
+        self.conn.execute("PRAGMA query_only = ON")
 
     def __enter__(self) -> Store:
         return self
@@ -501,11 +505,9 @@ class Store:
 
     def folder_containing(self, path: str) -> Folder | None:
         """The library folder that covers this path (itself or an ancestor)."""
-        best: Folder | None = None
-        for folder in self.folders():
-            if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                best = folder
-        return best
+        folders = {folder.path: folder for folder in self.folders()}
+        holder = folder_holding(path, folders)
+        return None if holder is None else folders[holder]
 
     def add_folder(self, path: str) -> Folder:
         """Remember a folder; a folder inside one already known is covered by it.
@@ -524,7 +526,7 @@ class Store:
                 )
                 new_id = self.conn.last_insert_rowid()
                 for folder in self.folders():
-                    if folder.id != new_id and _is_within(folder.path, path):
+                    if folder.id != new_id and is_within(folder.path, path):
                         for table in ("images", "failed_files"):
                             self.conn.execute(
                                 f"UPDATE {table} SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
@@ -932,10 +934,6 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
 
 def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _is_within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 __all__ = [

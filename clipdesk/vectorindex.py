@@ -19,11 +19,12 @@ then fetches only the vectors written or removed since (`Store.vector_stamps`).
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
+import mmap
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -70,37 +71,57 @@ def _popcount_rows(xor: np.ndarray) -> np.ndarray:
 
 
 class _FloatFile:
-    """Float vectors in an unlinked temporary file, read back by row through the page cache."""
+    """Float vectors in an unlinked temporary file, read back by row through the page cache.
+
+    Plain writes and a read-only mapping that lives for one read only: both exist on
+    every platform (os.pwrite/preadv do not on Windows), one gather reads thousands of
+    rows at once, and the pages read leave our memory again when the mapping closes.
+    """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.row_bytes = dim * 4
-        self._file = tempfile.TemporaryFile(prefix="clipdesk-vectors-")  # noqa: SIM115  # lives as long as the index; close() closes it
+        # Unbuffered, so what was written is in the file before any mapping reads it.
+        self._file = tempfile.TemporaryFile(prefix="clipdesk-vectors-", buffering=0)  # noqa: SIM115  # lives as long as the index; close() closes it
         self.rows = 0
 
     def append(self, vectors: np.ndarray) -> np.ndarray:
         """Write vectors at the end; returns their row numbers."""
         data = np.ascontiguousarray(vectors, dtype=np.float32)
-        os.pwrite(self._file.fileno(), data.tobytes(), self.rows * self.row_bytes)
+        view = data.reshape(-1).view(np.uint8).data
+        self._file.seek(self.rows * self.row_bytes)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(errno.EIO, "could not write the search index's temporary file")
+            view = view[written:]
         rows = np.arange(self.rows, self.rows + len(data), dtype=np.int64)
         self.rows += len(data)
         return rows
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        fd, size = self._file.fileno(), self.row_bytes
-        order = np.argsort(rows)  # ascending offsets read faster
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
-        buffer = out.data.cast("B")
-        for i in order.tolist():
-            os.preadv(fd, [buffer[i * size : (i + 1) * size]], int(rows[i]) * size)
-        return out
+        """The vectors at these rows, in this order."""
+        if not len(rows):
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self._gather(lambda table: table[rows])
 
     def read_block(self, start: int, count: int) -> np.ndarray:
-        """Rows start..start+count (fewer at the end), in one read."""
+        """Rows start..start+count (fewer at the end)."""
         count = max(0, min(count, self.rows - start))
-        out = np.empty((count, self.dim), dtype=np.float32)
-        os.preadv(self._file.fileno(), [out.data.cast("B")], start * self.row_bytes)
-        return out
+        if not count:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self._gather(lambda table: table[start : start + count].copy())
+
+    def _gather(self, take: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """take(all rows as one array) over a read-only mapping that lives for this call only.
+
+        take must return a copy: the mapping cannot close while an array points into it.
+        """
+        mapping = mmap.mmap(self._file.fileno(), self.rows * self.row_bytes, access=mmap.ACCESS_READ)
+        try:
+            return take(np.frombuffer(mapping, dtype=np.float32).reshape(self.rows, self.dim))
+        finally:
+            mapping.close()
 
     def close(self) -> None:
         self._file.close()

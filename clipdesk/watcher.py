@@ -40,6 +40,7 @@ from watchdog.observers.polling import PollingObserver
 
 from .errors import ClipdeskError
 from .imaging import supported_suffixes
+from .paths import is_within
 from .scanner import is_candidate, scan, stat_file
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ NETWORK_FILESYSTEMS = frozenset(
         "glusterfs", "davfs", "vboxsf", "virtiofs", "drvfs", "fuse.sshfs", "sshfs",
         "fuse.rclone", "fuse.s3fs", "fuse.davfs2", "fuse.glusterfs", "fuse.ceph",
         "fuse.gvfsd-fuse", "fuse.smbnetfs", "fuse.vmhgfs-fuse", "fuse.gcsfuse",
+        "afpfs", "webdav",  # macOS
+        "remote",  # Windows network drives and UNC paths (see REMOTE)
     }
 )
+# The type given to Windows network drives and paths, whose own type says nothing.
+REMOTE = "remote"
 
 # Only these events matter; leaving out opened/closed-without-write/attrib
 # keeps our own reads of the photos from waking the watcher.
@@ -94,23 +99,56 @@ def _unescape_mount(field: str) -> str:
     return field
 
 
-def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
-    """The type of the file system holding path (Linux), or None where unknown."""
+def _mount_table(mounts: str) -> list[tuple[str, str]] | None:
+    """(mount point, file-system type) of every mount, or None where nothing tells.
+
+    Linux's mounts file where there is one; elsewhere (macOS, Windows, the BSDs) the
+    platform's own list, through psutil.
+    """
     try:
-        with open(mounts, encoding="utf-8", errors="replace") as handle:
+        with open(mounts, encoding="utf-8", errors="surrogateescape") as handle:
             lines = handle.read().splitlines()
     except OSError:
+        return _platform_mounts()
+    return [(_unescape_mount(p[1]), p[2]) for p in map(str.split, lines) if len(p) >= 3]
+
+
+def _platform_mounts() -> list[tuple[str, str]] | None:
+    try:
+        import psutil
+
+        partitions = psutil.disk_partitions(all=True)
+    except Exception:  # noqa: BLE001 - not knowing only means native events are tried first
+        log.info("could not list the mounted file systems", exc_info=True)
+        return None
+    # Windows names a mapped network drive's type after the server's disk ("NTFS"); its
+    # options say "remote".
+    return [
+        (part.mountpoint, REMOTE if "remote" in part.opts.split(",") else part.fstype)
+        for part in partitions
+    ]
+
+
+def _unc_path(path: str) -> bool:
+    """True for a Windows network path: \\\\server\\share\\… or \\\\?\\UNC\\server\\share\\…"""
+    path = path.replace("/", "\\")
+    if path[:8].upper() == "\\\\?\\UNC\\":
+        return True
+    return path.startswith("\\\\") and not path.startswith(("\\\\?\\", "\\\\.\\"))
+
+
+def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the file system holding path, or None where unknown."""
+    path = os.path.realpath(path)
+    if os.name == "nt" and _unc_path(path):
+        return REMOTE
+    table = _mount_table(mounts)
+    if table is None:
         return None
     best, best_type = "", None
-    path = os.path.realpath(path)
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = _unescape_mount(parts[1])
-        within = path == point or path.startswith(point.rstrip("/") + "/")
-        if within and len(point) >= len(best):
-            best, best_type = point, parts[2]
+    for point, fs_type in table:
+        if is_within(path, point) and len(point) >= len(best):
+            best, best_type = point, fs_type
     return best_type
 
 
@@ -186,17 +224,15 @@ class ChangeBuffer:
     def gone(self, path: str, partner: str | None = None) -> None:
         """A file or folder was deleted or moved away (to partner, if inside a library folder)."""
         with self._lock:
-            prefix = path.rstrip(os.sep) + os.sep
-            for touched in [p for p in self._touched if p == path or p.startswith(prefix)]:
+            for touched in [p for p in self._touched if is_within(p, path)]:
                 del self._touched[touched]
             self._gone[path] = _Gone(self.clock(), partner)
         self.wake.set()
 
     def drop_under(self, root: str) -> None:
         """Forget everything pending below root (a folder no longer watched, or missing)."""
-        prefix = root.rstrip(os.sep) + os.sep
         def below(path: str) -> bool:
-            return path == root or path.startswith(prefix)
+            return is_within(path, root)
 
         with self._lock:
             self._touched = {p: e for p, e in self._touched.items() if not below(p)}
@@ -252,10 +288,7 @@ class ChangeBuffer:
     def _waits_for(self, partner: str | None) -> bool:
         if partner is None:
             return False
-        prefix = partner.rstrip(os.sep) + os.sep
-        return any(
-            p == partner or p.startswith(prefix) for table in (self._touched, self._dirs) for p in table
-        )
+        return any(is_within(p, partner) for table in (self._touched, self._dirs) for p in table)
 
 
 class _Handler(FileSystemEventHandler):
@@ -268,7 +301,7 @@ class _Handler(FileSystemEventHandler):
 
     def _visible(self, path: str) -> bool:
         # The scanner skips hidden files and folders; so do we.
-        if not (path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)):
+        if not is_within(path, self.root):
             return False
         rel = os.path.relpath(path, self.root)
         return rel == "." or not any(part.startswith(".") for part in rel.split(os.sep))
@@ -495,8 +528,8 @@ class Watcher:
                 f.root for f in self._folders.values()
                 if f.state in ("watching", "polling") and self._present(f)
             ]
-        gone = [p for p in gone if any(_within(p, r) for r in present)]
-        changed = [p for p in changed if any(_within(p, r) for r in present)]
+        gone = [p for p in gone if any(is_within(p, r) for r in present)]
+        changed = [p for p in changed if any(is_within(p, r) for r in present)]
         if changed or gone:
             self.on_changes(changed, gone)
 
@@ -557,10 +590,6 @@ class Watcher:
                 return False
             folder.device = st.st_dev
         return True
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _missing_message(root: str) -> str:

@@ -66,3 +66,10 @@ def test_bench_help(name: str) -> None:
     proc = subprocess.run([sys.executable, str(BENCHMARKS / name), "--help"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "--json" in proc.stdout
+
+
+def test_bench_vectorindex(tmp_path: Path) -> None:
+    result = run_bench("bench_vectorindex.py", tmp_path)
+    assert result["side_file_read"]["portable_mapping"]["p50_ms"] > 0
+    assert result["vector_search_k10"]["p50_ms"] > 0
+    assert result["background_read_threads_left"] == 0

@@ -89,3 +89,22 @@ def test_watch_without_folders_says_what_to_do(cli: CliRunner) -> None:
 def test_watch_refuses_a_missing_folder(cli: CliRunner, tmp_path: Path) -> None:
     result = cli("watch", str(tmp_path / "nope"), check=False)
     assert result.returncode == 1 and "No folder at" in result.stderr
+
+
+def test_rebuild_refuses_while_watch_runs(cli: CliRunner, data_dir: Path, photos: Path) -> None:
+    watch = WatchProcess(data_dir, str(photos))
+    try:
+        wait_for(lambda: watch.saw("up to date: 8 images"), timeout=60, what=f"first index: {watch.lines}")
+        result = cli("rebuild", check=False)
+        assert result.returncode == 1
+        assert "close it first" in result.stderr and "Traceback" not in result.stderr
+        assert not list(data_dir.glob("*.backup-*"))
+        # The watcher still indexes into the library everyone else sees.
+        make_photo(photos / "after-rebuild.png", "purple")
+        wait_for(lambda: "after-rebuild.png" in cli("search", "purple", "-n", "1").stdout,
+                 timeout=30, what="the new photo in the library at the path")
+        assert watch.stop(signal.SIGTERM) == 0, watch.lines
+    finally:
+        watch.kill()
+    assert "Moved the old library" in cli("rebuild").stdout  # free once watch stopped
+    assert json.loads(cli("status", "--json").stdout)["images"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import numpy as np
 import pytest
 
 from clipdesk.encoder import ClipEncoder
+
+# The machine's shared folder (the real CLIP tokenizer), beside the repository unless
+# CLIPDESK_SHARED names it, as for the benchmarks.
+SHARED = Path(os.environ.get("CLIPDESK_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 TEXTS = ["A photo of a DOG!!", "café  naïve   🐶", "", "x " * 100, "red", "a birthday cake with candles"]
 
@@ -46,9 +51,9 @@ def test_same_vectors_as_transformers(clip_with_tokenizer_json: Path, monkeypatc
 
 
 def test_real_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shared = Path("/work/shared/clip-tokenizer")
+    shared = SHARED / "clip-tokenizer"
     if not (shared / "tokenizer.json").is_file():
-        pytest.skip("needs ../shared/clip-tokenizer (the real CLIP vocabulary)")
+        pytest.skip(f"needs {shared} (the real CLIP vocabulary; set CLIPDESK_SHARED)")
     import json
 
     from clipdesk.testing.tiny_clip import build_tiny_clip

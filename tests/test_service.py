@@ -18,11 +18,24 @@ from conftest import COLOUR_MODEL, make_photo
 from watchutil import CountingEncoder, tiny_image, wait_for
 from watchutil import Library as View
 
+from clipdesk import service as service_mod
 from clipdesk import watcher as watcher_mod
 from clipdesk.errors import ClipdeskError, ModelUnavailable
-from clipdesk.library import Library, LibraryOptions
+from clipdesk.library import Library, LibraryOptions, rebuild
+from clipdesk.librarylock import LibraryInUse
 from clipdesk.search import Query
-from clipdesk.service import IndexService, ServiceEvent
+from clipdesk.events import (
+    ChangesQueued,
+    FolderChanged,
+    FolderState,
+    Idle,
+    ModelFailed,
+    PhotosRemoved,
+    ServiceError,
+    ServiceEvent,
+    Stopped,
+)
+from clipdesk.service import IndexService
 from clipdesk.store import Store
 
 Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
@@ -31,6 +44,7 @@ Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
 @pytest.fixture(autouse=True)
 def quick_health(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watcher_mod, "HEALTH_INTERVAL", 0.2)
+    monkeypatch.setattr(service_mod, "LIBRARY_CHECK_INTERVAL", 0.2)
 
 
 @pytest.fixture
@@ -73,8 +87,18 @@ def started(make_service: Factory, root: Path, view: View, count: int, **kwargs:
     service.start()
     service.add_folder(str(root))
     wait_for(lambda: len(view.paths()) == count, what=f"{count} images indexed: {events}")
-    wait_for(lambda: any(e.kind == "idle" for e in events), what="idle")
+    wait_for(lambda: any(isinstance(e, Idle) for e in events), what="idle")
     return service, events
+
+
+def quiet(service: IndexService) -> bool:
+    """Nothing left anywhere: no unsettled change in the watcher, no work queued or running.
+
+    Waiting for this proves a duplicate job did not happen, without sleeping "long enough".
+    """
+    with service._cv:
+        busy = service._current is not None or not service._pending.empty()
+    return not busy and service._watcher.buffer.pending() == 0
 
 
 def search(service: IndexService, text: str) -> list[str]:
@@ -86,14 +110,14 @@ def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: 
     make_photo(photos / "new" / "purple.jpg", "purple")
     wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
     assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
-    assert [f.state for f in service.folders()] == ["watching"]
+    assert [f.state for f in service.folders()] == [FolderState.WATCHING]
     assert service.folders()[0].images == 9
 
 
 def test_slow_copy_is_indexed_once_when_complete(
     make_service: Factory, photos: Path, view: View, encoder: CountingEncoder, tmp_path: Path
 ) -> None:
-    started(make_service, photos, view, 8, debounce=0.4)
+    service, _ = started(make_service, photos, view, 8, debounce=0.4)
     source = make_photo(tmp_path / "big.png", "orange", size=(600, 400))
     data = source.read_bytes()
     before = encoder.count
@@ -104,7 +128,7 @@ def test_slow_copy_is_indexed_once_when_complete(
             out.flush()
             time.sleep(0.1)
     wait_for(lambda: str(target) in view.paths(), what="slow copy indexed")
-    time.sleep(0.5)  # any duplicate job would have run by now
+    wait_for(lambda: quiet(service), what="nothing left to do")
     assert encoder.count == before + 1
     assert view.store.integrity() == "ok"
 
@@ -194,20 +218,20 @@ def test_deleted_files_and_folders_lose_their_vectors(
     wait_for(lambda: len(view.paths()) == 5, what="deletions")
     assert view.vectors() == 5 and view.store.integrity() == "ok"
     assert all("red2" not in p for p in search(service, "red"))
-    wait_for(lambda: any(e.kind == "removed" for e in events), what="removed event")
+    wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
 
 
 def test_thousand_files_dropped_at_once_indexed_exactly_once(
     make_service: Factory, photos: Path, view: View, encoder: CountingEncoder
 ) -> None:
-    started(make_service, photos, view, 8)
+    service, _ = started(make_service, photos, view, 8)
     before = encoder.count
     drop = photos / "drop"
     drop.mkdir()
     for i in range(1000):  # distinct colours, so no two share a vector
         tiny_image(drop / f"{i:04d}.png", (i % 250, (i // 250) * 40, 99))
     wait_for(lambda: len(view.paths()) == 1008, timeout=60, what="1,000 files indexed")
-    time.sleep(0.5)  # a duplicate job would show now
+    wait_for(lambda: quiet(service), what="nothing left to do")
     assert encoder.count - before == 1000
     assert len(view.paths()) == 1008 and view.vectors() == 1008
     assert view.store.integrity() == "ok"
@@ -229,13 +253,13 @@ def test_changes_made_while_stopped_are_found_at_start(
              and str(photos / "blue2.bmp") not in view.paths(), what="reconcile at start")
     assert len(view.paths()) == 8
     assert encoder.count == encoded + 1  # only the new photo was encoded
-    wait_for(lambda: [f.state for f in service.folders()] == ["watching"], what="watching after reconcile")
+    wait_for(lambda: [f.state for f in service.folders()] == [FolderState.WATCHING], what="watching after reconcile")
 
 
 def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
     service, _events = started(make_service, photos, view, 8, force_polling=True)
     status = service.folders()[0]
-    assert status.state == "polling" and "polling" in (status.message or "")
+    assert status.state is FolderState.POLLING and "polling" in (status.message or "")
     make_photo(photos / "polled.png", "purple")
     (photos / "green1.jpg").rename(photos / "trip" / "green1.jpg")
     wait_for(lambda: str(photos / "polled.png") in view.paths()
@@ -266,9 +290,9 @@ def test_inotify_limit_falls_back_to_polling(
     monkeypatch.setattr(watcher_mod, "native_observer", Exhausted)
     service, events = started(make_service, photos, view, 8)
     status = service.folders()[0]
-    assert status.state == "polling" and "inotify" in (status.message or "")
-    assert any(e.kind == "folder" and e.state == "polling" and "max_user_watches" in (e.message or "")
-               for e in events)
+    assert status.state is FolderState.POLLING and "inotify" in (status.message or "")
+    assert any(isinstance(e, FolderChanged) and e.status.state is FolderState.POLLING
+               and "max_user_watches" in (e.status.message or "") for e in events)
     make_photo(photos / "after-limit.png", "purple")
     wait_for(lambda: str(photos / "after-limit.png") in view.paths(), what="change found by polling")
 
@@ -279,13 +303,13 @@ def test_vanished_folder_is_reported_photos_kept_and_watched_again(
     service, _events = started(make_service, photos, view, 8, force_polling=True)
     away = tmp_path / "unmounted"
     photos.rename(away)  # like a share going away: the polling observer dies
-    wait_for(lambda: service.folders()[0].state == "missing", what="missing state")
+    wait_for(lambda: service.folders()[0].state is FolderState.MISSING, what="missing state")
     assert "kept" in (service.folders()[0].message or "")
-    time.sleep(0.5)
+    wait_for(lambda: quiet(service), what="nothing left to do")
     assert len(view.paths()) == 8  # nothing deleted
     make_photo(away / "added-meanwhile.png", "purple")
     away.rename(photos)
-    wait_for(lambda: service.folders()[0].state == "polling", what="watched again")
+    wait_for(lambda: service.folders()[0].state is FolderState.POLLING, what="watched again")
     wait_for(lambda: str(photos / "added-meanwhile.png") in view.paths(), what="reconcile after return")
 
 
@@ -313,15 +337,13 @@ def test_stop_during_a_batch_leaves_a_consistent_library(
     service.start()
     service.add_folder(str(root))
     wait_for(lambda: slow.count >= 16, what="indexing under way")
-    began = time.monotonic()
-    service.stop()
-    assert time.monotonic() - began < 5
+    service.stop()  # how long this takes is measured in benchmarks/watch_latency.py
     assert not service.running
     with Store(db) as store:
         assert store.integrity() == "ok"
         done = store.count_images()
     assert 0 < done < 300
-    assert events[-1].kind == "stopped"
+    assert isinstance(events[-1], Stopped)
     # The next run finishes the job without redoing what was saved.
     again = CountingEncoder()
     service, _ = make_service(encoder=again)
@@ -342,12 +364,9 @@ def test_search_from_another_thread_and_process_while_indexing(
     slow.delay = 0.05  # ~2.5 s for the folder: long enough to search during it
     service.add_folder(str(bulk))
     wait_for(lambda: slow.count > 16, what="bulk indexing under way")
-    began = time.monotonic()
     hits = search(service, "red")
-    waited = time.monotonic() - began
     assert hits[0] in {str(photos / n) for n in ("red1.jpg", "red2.png", "trip/red3.jpg")}
-    assert waited < 2.0, f"search waited {waited:.2f} s behind indexing"
-    assert len(view.paths()) < 408  # still indexing
+    assert len(view.paths()) < 408  # answered while still indexing, not after
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), PYTHONWARNINGS="ignore")
     out = subprocess.run(
         [sys.executable, "-m", "clipdesk", "--db", str(db), "search", "green", "-n", "2"],
@@ -387,11 +406,13 @@ def test_added_folder_goes_before_a_running_reconcile(
 def test_pause_holds_indexing_and_resume_continues(
     make_service: Factory, photos: Path, view: View
 ) -> None:
-    service, _ = started(make_service, photos, view, 8)
+    service, events = started(make_service, photos, view, 8)
     service.pause()
     assert service.paused
     make_photo(photos / "paused.png", "purple")
-    time.sleep(0.8)
+    wait_for(lambda: any(isinstance(e, ChangesQueued) and e.path == str(photos / "paused.png") for e in events),
+             what="the change handed to the service")
+    wait_for(lambda: not service._pending.empty(), what="the change waiting in the queue")
     assert str(photos / "paused.png") not in view.paths()
     assert search(service, "red")  # the interactive lane still answers
     service.resume()
@@ -411,13 +432,14 @@ def test_remove_folder_forgets_or_keeps_photos(
     assert [f.path for f in service.folders()] == [str(photos)]
     service.remove_folder(str(photos), forget=False)
     wait_for(lambda: service.folders() == [], what="unwatched")
+    assert service._watcher.roots() == []
     make_photo(photos / "not-watched.png", "purple")
-    time.sleep(0.6)
+    wait_for(lambda: quiet(service), what="nothing left to do")
     assert len(view.paths()) == 8  # kept, but no longer watched
     service.stop()
     service, later = make_service()  # also after a restart
     service.start()
-    wait_for(lambda: any(e.kind == "idle" for e in later), what="idle")
+    wait_for(lambda: any(isinstance(e, Idle) for e in later), what="idle")
     assert service.folders() == [] and len(view.paths()) == 8
 
 
@@ -454,7 +476,7 @@ def test_add_folder_reports_a_missing_folder(make_service: Factory, tmp_path: Pa
     service.add_folder(str(tmp_path / "nope"))
     (tmp_path / "file.jpg").write_bytes(b"x")
     service.add_folder(str(tmp_path / "file.jpg"))
-    errors = [e.message or "" for e in events if e.kind == "error"]
+    errors = [e.message for e in events if isinstance(e, ServiceError)]
     assert "No folder at" in errors[0] and "is a file" in errors[1]
 
 
@@ -479,14 +501,14 @@ def test_unmounted_share_keeps_its_photos(
             make_photo(share / f"{colour}.jpg", colour)
         service, _ = started(make_service, share, view, 3, force_polling=force_polling)
         subprocess.run(["umount", str(share)], check=True)  # the mount point stays, empty
-        wait_for(lambda: service.folders()[0].state == "missing", what="missing after unmount")
-        time.sleep(1.0)  # a poll of the empty mount point, and a debounce, have passed
+        wait_for(lambda: service.folders()[0].state is FolderState.MISSING, what="missing after unmount")
+        wait_for(lambda: quiet(service), what="nothing left to do")
         assert len(view.paths()) == 3
         subprocess.run(["mount", "-t", "tmpfs", "none", str(share)], check=True)
         for colour in ("red", "green", "blue", "white"):
             make_photo(share / f"{colour}.jpg", colour)
         wait_for(lambda: len(view.paths()) == 4, what="reconciled after the share came back")
-        assert service.folders()[0].state == ("polling" if force_polling else "watching")
+        assert service.folders()[0].state is (FolderState.POLLING if force_polling else FolderState.WATCHING)
     finally:
         subprocess.run(["umount", str(share)], capture_output=True, check=False)
 
@@ -501,11 +523,11 @@ def test_without_a_model_it_says_so_and_still_answers(
     service = IndexService(options, on_event=events.append, debounce=0.2)
     service.start()
     try:
-        wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
-        message = next(e.message for e in events if e.kind == "model" and e.state == "unavailable")
+        wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="model event")
+        message = next(e.message for e in events if isinstance(e, ModelFailed))
         assert message and "No model folder" in message
         assert service.submit(lambda lib: lib.store.count_images()).result(10) == 8  # no model needed
-        assert [f.state for f in service.folders()] == ["error"]
+        assert [f.state for f in service.folders()] == [FolderState.ERROR]
         with pytest.raises(ClipdeskError, match="No model folder"):
             service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
     finally:
@@ -534,8 +556,8 @@ def test_a_model_that_fails_at_first_encode_is_reported(
     service, events = make_service(encoder=Broken())
     service.start()
     service.add_folder(str(photos))
-    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="model event")
-    wait_for(lambda: [f.state for f in service.folders()] == ["error"], what="folder error state")
+    wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="model event")
+    wait_for(lambda: [f.state for f in service.folders()] == [FolderState.ERROR], what="folder error state")
     assert "corrupt" in (service.folders()[0].message or "")
 
 
@@ -552,7 +574,7 @@ def test_reindex_with_another_model(make_service: Factory, photos: Path, db: Pat
         library.index([str(photos)])
     refused, events = make_service(encoder=OtherModel())
     refused.start()
-    wait_for(lambda: any(e.kind == "model" and e.state == "unavailable" for e in events), what="mismatch")
+    wait_for(lambda: any(isinstance(e, ModelFailed) for e in events), what="mismatch")
     refused.stop()
     assert view.store.model() is not None and view.store.model().model_id == COLOUR_MODEL  # type: ignore[union-attr]
     other = OtherModel()
@@ -560,3 +582,44 @@ def test_reindex_with_another_model(make_service: Factory, photos: Path, db: Pat
     service.start()
     wait_for(lambda: other.count == 8 and len(view.paths()) == 8, what="everything encoded again")
     assert view.store.model().model_id == "clipdesk-test:other"  # type: ignore[union-attr]
+
+
+def test_the_interactive_lane_cannot_write(make_service: Factory, photos: Path, view: View) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    with pytest.raises(ClipdeskError, match="read-only"):
+        service.submit(lambda lib: lib.store.set_meta("written", "by a search")).result(10)
+    assert view.store.meta("written") is None
+    assert search(service, "red")  # reading goes on
+
+
+def test_a_library_file_replaced_while_running_is_not_written_to(
+    make_service: Factory, photos: Path, view: View, db: Path, tmp_path: Path
+) -> None:
+    service, events = started(make_service, photos, view, 8)
+    newer = tmp_path / "restored.db"
+    Store(newer).close()
+    os.replace(newer, db)  # another library moved over this one (a restore, a sync tool)
+
+    def stopped_with_a_reason() -> bool:
+        return any(isinstance(e, ServiceError) and e.fatal and "replaced" in e.message for e in events)
+
+    wait_for(stopped_with_a_reason, what="the service to notice the new file")
+    wait_for(lambda: not service.running, what="indexing to stop")
+    make_photo(photos / "after.png", "purple")
+    with Store(db) as store:  # the file now at the path was left alone
+        assert store.count_images() == 0 and store.folders() == []
+
+
+def test_rebuild_refuses_while_a_service_uses_the_library(
+    make_service: Factory, photos: Path, view: View, db: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    with pytest.raises(LibraryInUse, match="close it first"):
+        rebuild(db)
+    assert not list(db.parent.glob("*.backup-*"))
+    make_photo(photos / "still-watched.png", "purple")
+    wait_for(lambda: str(photos / "still-watched.png") in view.paths(), what="indexing goes on")
+    service.stop()
+    assert rebuild(db) is not None  # free once the service stopped
+    with Store(db) as store:
+        assert store.count_images() == 0

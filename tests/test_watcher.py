@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from watchdog.events import (
@@ -15,7 +16,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from clipdesk.watcher import ChangeBuffer, _Handler, filesystem_type, polling_reason
+from clipdesk.watcher import ChangeBuffer, _Handler, _unc_path, filesystem_type, polling_reason
 
 
 class Clock:
@@ -135,9 +136,76 @@ def test_network_file_systems_are_polled(mounts: str, folder: str, fs_type: str,
         assert fs_type in reason and "polling" in reason
 
 
-def test_unknown_file_system_is_not_polled(tmp_path: Path) -> None:
+def fake_partitions(monkeypatch: pytest.MonkeyPatch, parts: list[tuple[str, str, str]]) -> None:
+    """psutil reports these (mount point, type, options), as on macOS or Windows."""
+    import psutil
+
+    def disk_partitions(all: bool = False) -> list[SimpleNamespace]:
+        return [SimpleNamespace(device="d", mountpoint=m, fstype=t, opts=o) for m, t, o in parts]
+
+    monkeypatch.setattr(psutil, "disk_partitions", disk_partitions)
+
+
+def test_unknown_file_system_is_not_polled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Neither a mounts file nor the platform's list: native events are tried.
+    def broken(all: bool = False) -> list[object]:
+        raise OSError("no list")
+
+    import psutil
+
+    monkeypatch.setattr(psutil, "disk_partitions", broken)
     assert filesystem_type("/x", str(tmp_path / "no-such-file")) is None
     assert polling_reason("/x", str(tmp_path / "no-such-file")) is None
+
+
+@pytest.mark.parametrize(
+    ("folder", "polled"),
+    [
+        ("/Volumes/Photos/2024", True),  # macOS: an SMB share
+        ("/Volumes/Old", True),  # macOS: AFP
+        ("/Volumes/Photosx", False),  # a name prefix is not a mount prefix
+        ("/Users/me/Pictures", False),
+        ("/mnt/z/trip", True),  # Windows: a mapped network drive (its own type says NTFS)
+        ("/mnt/c/Users", False),
+    ],
+)
+def test_shares_are_found_without_a_mounts_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, polled: bool
+) -> None:
+    fake_partitions(monkeypatch, [
+        ("/", "apfs", "local,rw"),
+        ("/Volumes/Photos", "smbfs", "nodev,nosuid"),
+        ("/Volumes/Old", "afpfs", "nodev"),
+        ("/mnt/c", "NTFS", "rw,fixed"),
+        ("/mnt/z", "NTFS", "rw,remote"),
+    ])
+    reason = polling_reason(folder, str(tmp_path / "no-such-file"))
+    assert (reason is not None) == polled
+    if polled:
+        assert "polling" in reason
+
+
+def test_platform_list_agrees_with_proc_mounts(tmp_path: Path) -> None:
+    # The fallback for real, on Linux: psutil's list gives the same type as /proc/mounts.
+    if not Path("/proc/mounts").exists():
+        pytest.skip("no /proc/mounts to compare with")
+    for folder in (str(tmp_path), "/proc", "/"):
+        assert filesystem_type(folder, str(tmp_path / "no-such-file")) == filesystem_type(folder)
+
+
+@pytest.mark.parametrize(
+    ("path", "unc"),
+    [
+        ("\\\\nas\\photos\\2024", True),
+        ("//nas/photos", True),
+        ("\\\\?\\UNC\\nas\\photos", True),
+        ("\\\\?\\C:\\Photos", False),  # a long local path
+        ("\\\\.\\PhysicalDrive0", False),
+        ("C:\\Photos", False),
+    ],
+)
+def test_windows_network_paths(path: str, unc: bool) -> None:
+    assert _unc_path(path) is unc
 
 
 def test_handler_ignores_what_the_scanner_skips(tmp_path: Path, clock: Clock) -> None:

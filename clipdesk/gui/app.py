@@ -20,23 +20,8 @@ from ..errors import ClipdeskError
 SCREENSHOT_TIMEOUT_S = 180.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `clipdesk gui` options (the global --db/--model/--device come from the CLI)."""
-    parser.add_argument("--screenshot", metavar="OUT.png", type=Path,
-                        help="start, wait until idle, save a picture of the window, and exit")
-    parser.add_argument("--add", action="append", default=[], metavar="FOLDER",
-                        help="add (and index) a folder on start")
-    parser.add_argument("--query", metavar="TEXT", help="search for this on start")
-    parser.add_argument("--classify", nargs="+", default=[], metavar="IMAGE",
-                        help="classify these images on start (with --labels or --preset)")
-    parser.add_argument("--labels", help='comma-separated labels for --classify, e.g. "cat,dog"')
-    parser.add_argument("--preset", help="a built-in label set for --classify")
-    parser.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
-
-
-
 def run(args: argparse.Namespace) -> int:
-    """Open the window; returns the exit status. Called by `clipdesk gui`."""
+    """Open the window; returns the exit status. Called by `clipdesk gui` (whose options cli.py defines)."""
     from PySide6.QtCore import QSettings, Qt, QTimer
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..classify import LabelSet
 from ..errors import ClipdeskError
+from ..export import write_classification_csv
 from ..imaging import supported_suffixes
 from ..presets import PRESETS, parse_labels
 from .classifymodel import ClassifyModel
@@ -253,17 +253,7 @@ class ClassifyPanel(QWidget):
     # -- export and sorting ---------------------------------------------------------
 
     def write_csv(self, target: str) -> None:
-        items = [i for i in self.model.items() if i.result is not None]
-        labels: list[str] = list(dict.fromkeys(name for i in items for name in i.result.probabilities))  # type: ignore[union-attr]
-        with open(target, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "best", *labels])
-            for item in self.model.items():
-                if item.result is None:
-                    writer.writerow([item.path, "", *([""] * len(labels))])
-                    continue
-                probs = item.result.probabilities
-                writer.writerow([item.path, item.result.best(), *(f"{probs.get(name, 0.0):.4f}" for name in labels)])
+        write_classification_csv(target, self.model.items())
 
     def _export(self) -> None:
         target, _ = QFileDialog.getSaveFileName(self, "Export classification", "classification.csv", "CSV (*.csv)")

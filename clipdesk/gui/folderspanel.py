@@ -16,17 +16,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .backend import FolderStatus
+from ..events import FolderState, FolderStatus
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 STATE_TEXT = {
-    "watching": "watching",
-    "polling": "watching (polling)",
-    "indexing": "indexing…",
-    "error": "error",
-    "missing": "missing",
-    "unwatched": "not watched",
+    FolderState.WATCHING: "watching",
+    FolderState.POLLING: "watching (polling)",
+    FolderState.INDEXING: "indexing…",
+    FolderState.ERROR: "error",
+    FolderState.MISSING: "missing",
+    FolderState.UNWATCHED: "not watched",
 }
 
 
@@ -59,7 +59,7 @@ class FoldersModel(QAbstractTableModel):
             return None
         f = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return (f.path, f"{f.images:,}", STATE_TEXT.get(f.state, f.state))[index.column()]
+            return (f.path, f"{f.images:,}", STATE_TEXT[f.state])[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
             return f.message or f.path
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:

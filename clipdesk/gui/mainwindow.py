@@ -32,15 +32,16 @@ from PySide6.QtWidgets import (
 )
 
 from ..classify import LabelSet
+from .. import events as ev
 from ..encoder import Encoder
+from ..events import FolderStatus, ServiceEvent
 from ..library import ClassifiedImage, Library, LibraryOptions
 from ..paths import cache_dir
 from ..search import Hit, Query
-from ..sorting import SortReport, apply_sort, plan_sort
+from ..sorting import Placement, SortReport, apply_sort, plan_sort
 from ..store import MAX_KNN
 from . import desktop
 from . import settings as settings_io
-from .backend import FolderStatus, ServiceEvent
 from .classifypanel import ClassifyPanel
 from .folderspanel import FoldersPanel
 from .preview import PreviewPane
@@ -78,6 +79,18 @@ def search_library(library: Library, query: Query) -> list[Hit]:
 def warm_up(library: Library) -> None:
     """Run one small search so the model's text tower is loaded (worker thread)."""
     search_library(library, Query(texts=("a photo",), limit=1))
+
+
+def sort_photos(plan: Sequence[Placement], *, move: bool, stop: Callable[[], bool]) -> SortReport:
+    """Copy or move photos one by one (file-work thread), ending early once stop() says so."""
+    report = SortReport()
+    for item in plan:
+        if stop():
+            break  # the window is closing: what is done stays done
+        step = apply_sort([item], move=move)
+        report.done += step.done
+        report.failed.extend(step.failed)
+    return report
 
 
 def copy_image(path: str) -> QImage:
@@ -323,68 +336,74 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: ServiceEvent) -> None:
         if self._closing:
             return
-        if event.images:
+        if isinstance(event, (ev.Idle, ev.Indexed, ev.Moved, ev.PhotosRemoved, ev.FolderRemoved)) and event.images:
             self._images = event.images
-        kind = event.kind
-        if kind == "progress":
-            if not self._indexing:
-                self._indexing = True
-                self._failed = 0
-            self._dirty = True
-            self._show_progress(event)
-        elif kind == "failed":
-            self._failed += 1
-            self.statusBar().showMessage(f"Skipped {event.path}: {event.message}", 8000)
-        elif kind == "idle":
-            was_indexing = self._indexing
-            self._indexing = False
-            self._seen_idle = True
-            self._hide_progress()
-            self._folders_timer.start()
-            if was_indexing:
-                done = f"Indexing done: {self._images:,} photos" if self._images else "Indexing done"
-                skipped = f", {self._failed} files skipped" if self._failed else ""
-                self.statusBar().showMessage(done + skipped + ".", 10000)
-            if self._dirty:
-                self._dirty = False
-                self.refresh_results()
-                # Edited photos keep their ids: have their thumbnails made again.
-                self.loader.revalidate()
-                self.preview.loader.revalidate()
-        elif kind in ("encoded", "moved", "removed"):
-            # A piece of work finished (progress is throttled, so say so); show the
-            # new, moved or forgotten photos once the service is idle again.
-            self.indexing.finish()
-            self._dirty = True
-            self._folders_timer.start()
-        elif kind == "folder":
-            self._folders_timer.start()
-        elif kind == "model":
-            self._on_model_event(event)
-        elif kind == "error":
-            self._indexing = False
-            self._hide_progress()
-            self.show_error(event.message or "Something went wrong in the background.")
+        match event:
+            case ev.Progress():
+                if not self._indexing:
+                    self._indexing = True
+                    self._failed = 0
+                self._dirty = True
+                self._show_progress(event)
+            case ev.FileSkipped():
+                self._failed += 1
+                self.statusBar().showMessage(f"Skipped {event.path}: {event.message}", 8000)
+            case ev.Idle():
+                self._on_idle()
+            case ev.Indexed() | ev.Moved() | ev.PhotosRemoved() | ev.FolderRemoved():
+                # A piece of work finished (progress is throttled, so say so); show the
+                # new, moved or forgotten photos once the service is idle again.
+                self.indexing.finish()
+                self._dirty = True
+                self._folders_timer.start()
+            case ev.FolderChanged():
+                self._folders_timer.start()
+            case ev.ModelLoading() | ev.ModelDownloading() | ev.ModelReady() | ev.ModelFailed():
+                self._on_model_event(event)
+            case ev.ServiceError():
+                self._indexing = False
+                self._hide_progress()
+                self.show_error(event.message)
+            case ev.Started() | ev.Stopped() | ev.ChangesQueued():
+                pass  # progress and idle say what follows
         self._update_library_label()
 
-    def _on_model_event(self, event: ServiceEvent) -> None:
-        state = event.state
-        if state == "loading":
+    def _on_idle(self) -> None:
+        was_indexing = self._indexing
+        self._indexing = False
+        self._seen_idle = True
+        self._hide_progress()
+        self._folders_timer.start()
+        if was_indexing:
+            done = f"Indexing done: {self._images:,} photos" if self._images else "Indexing done"
+            skipped = f", {self._failed} files skipped" if self._failed else ""
+            self.statusBar().showMessage(done + skipped + ".", 10000)
+        if self._dirty:
+            self._dirty = False
+            self.refresh_results()
+            # Edited photos keep their ids: have their thumbnails made again.
+            self.loader.revalidate()
+            self.preview.loader.revalidate()
+
+    def _on_model_event(
+        self, event: ev.ModelLoading | ev.ModelDownloading | ev.ModelReady | ev.ModelFailed
+    ) -> None:
+        if isinstance(event, ev.ModelLoading):
             self.statusBar().showMessage("Loading the model…")
-        elif state == "downloading":
+        elif isinstance(event, ev.ModelDownloading):
             if event.total:
                 self.indexing.show_download(event)
-            self.statusBar().showMessage(event.message or "Downloading the model (once)…")
+            self.statusBar().showMessage(event.description or "Downloading the model (once)…")
         else:
             self._hide_progress()  # the download bar, if any; indexing progress shows it again
-        if state == "ready":
+        if isinstance(event, ev.ModelReady):
             self.statusBar().showMessage("Model ready.", 3000)
             # Load the text side of the model now, off the GUI thread, so the first search
             # answers as fast as the rest; a moment later, so start-up itself stays quick.
             QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
-        elif state == "unavailable":
+        elif isinstance(event, ev.ModelFailed):
             self.show_error(
-                (event.message or "The model is not available.")
+                event.message
                 + "\nTo use a model folder you have, choose it in File ▸ Settings ▸ Model. "
                 "Folders, browsing and settings still work; search and classification need the model.",
                 status="The model is not available: see the notice above the results.",
@@ -394,7 +413,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self.worker.call(warm_up, None, lambda exc: None)  # a real search reports problems
 
-    def _show_progress(self, event: ServiceEvent) -> None:
+    def _show_progress(self, event: ev.Progress) -> None:
         self.indexing.show_indexing(event)
 
     def _hide_progress(self) -> None:
@@ -680,8 +699,10 @@ class MainWindow(QMainWindow):
             if move:
                 self.classify_panel.clear()
 
-        self.worker.run(lambda: apply_sort(plan_sort(winners, destination), move=move), done,
-                        self._failed_call("Sorting"))
+        worker = self.worker
+        plan = plan_sort(winners, destination)
+        worker.run(lambda: sort_photos(plan, move=move, stop=lambda: worker.closing), done,
+                   self._failed_call("Sorting"))
 
     def _label_sets_changed(self, sets: dict[str, list[str]]) -> None:
         self.settings.label_sets = sets

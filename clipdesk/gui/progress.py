@@ -7,7 +7,7 @@ import os
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from .backend import ServiceEvent
+from ..events import ModelDownloading, Progress
 
 
 def duration(seconds: float) -> str:
@@ -41,7 +41,7 @@ class ProgressDisplay(QWidget):
             layout.addWidget(widget)
         self.hide()
 
-    def show_indexing(self, event: ServiceEvent) -> None:
+    def show_indexing(self, event: Progress) -> None:
         total = max(event.total, event.done, 1)
         self.bar.setRange(0, total)
         self.bar.setValue(event.done)
@@ -59,7 +59,7 @@ class ProgressDisplay(QWidget):
         self.pause_button.show()
         self.show()
 
-    def show_download(self, event: ServiceEvent) -> None:
+    def show_download(self, event: ModelDownloading) -> None:
         self.label.setText("Downloading the model")
         self.bar.setRange(0, max(1, event.total))
         self.bar.setValue(event.done)

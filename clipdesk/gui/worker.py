@@ -4,8 +4,10 @@
 threads and are re-emitted as a Qt signal (queued onto the GUI thread).
 `call()` runs a function with a `Library` on the service's interactive lane and
 hands its result or error to a callback on the GUI thread; `control()` does the
-same for service calls that may block (add/remove folders), so the GUI thread
-never waits on the model, the database or a decode.
+same for service calls that may block (add/remove folders, pause, stop), so the
+GUI thread never waits on the model, the database or a decode. File work the
+user starts (`run()`: sorting into folders, copying an image) has a thread of
+its own, so Pause and closing the window never wait behind a long copy.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
-from collections.abc import Callable
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..encoder import Encoder
 from ..library import Library, LibraryOptions
-from .backend import IndexService, ServiceEvent
+from ..events import ServiceEvent
+from ..service import IndexService
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class ServiceWorker(QObject):
             reindex=reindex,
         )
         self._control = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clipdesk-control")
+        self._files = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clipdesk-files")
+        self._closing = threading.Event()
         self._pending: dict[int, tuple[Call, Callback | None, Errback | None]] = {}
         self._tokens = itertools.count(1)
         self._stopped = False
@@ -128,11 +134,16 @@ class ServiceWorker(QObject):
 
     def run(self, fn: Callable[[], Any], callback: Callback | None = None,
             errback: Errback | None = None) -> Call:
-        """Run fn() off the GUI thread (file work such as sorting or copying an image)."""
-        return self._track(self._control.submit(fn), callback, errback)
+        """Run fn() on the file-work thread (sorting, copying an image); long work checks `closing`."""
+        return self._track(self._files.submit(fn), callback, errback)
+
+    @property
+    def closing(self) -> bool:
+        """The window is closing: file work should stop at its next file (any thread)."""
+        return self._closing.is_set()
 
     def _run_control(self, fn: Callable[[], Any], errback: Errback | None = None) -> Call:
-        return self.run(fn, None, errback)
+        return self._track(self._control.submit(fn), None, errback)
 
     def add_folder(self, path: str, errback: Errback | None = None) -> Call:
         return self._run_control(lambda: self._service.add_folder(path), errback)
@@ -163,6 +174,7 @@ class ServiceWorker(QObject):
             return
         future = self._control.submit(self._service.stop, timeout)
         self._stopped = True
+        self._files.shutdown(wait=False)  # a model switch: sorting the user started carries on
         self._pending.clear()
         relay = _Relay(self)
         relay.fired.connect(done)
@@ -174,12 +186,18 @@ class ServiceWorker(QObject):
         if self._stopped:
             return
         self._stopped = True
+        self._stop_file_work()
         stopping = self._control.submit(self._service.stop, timeout)
         self._control.shutdown(wait=True)
         self._pending.clear()
         error = stopping.exception()
         if error is not None:  # a bug in stopping: say so, the window is closing anyway
             log.error("the indexing service did not stop cleanly", exc_info=error)
+
+    def _stop_file_work(self) -> None:
+        """Drop file work not yet begun; what runs stops at its next file, without anyone waiting."""
+        self._closing.set()
+        self._files.shutdown(wait=False, cancel_futures=True)
 
 
 class _Relay(QObject):

@@ -76,17 +76,16 @@ def test_without_a_model_the_window_says_what_to_do(qtbot, make_window, tmp_path
 
 
 def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_window):
-    from clipdesk.gui.backend import ServiceEvent
+    from clipdesk.events import Idle, ModelDownloading, ModelReady, Progress
 
     window = make_window()
     wait_idle(qtbot, window)
-    window._on_event(ServiceEvent("model", state="downloading", done=50, total=200,
-                                  message="model.safetensors"))
+    window._on_event(ModelDownloading(50, 200, "model.safetensors"))
     assert window.progress.isVisibleTo(window) and window.progress.text() == "25%"
-    window._on_event(ServiceEvent("model", state="ready"))
+    window._on_event(ModelReady("clipdesk-test:colours"))
     assert not window.progress.isVisibleTo(window)
 
-    window._on_event(ServiceEvent("progress", folder="/photos/2024", done=300, total=1200, rate=10.0))
+    window._on_event(Progress(300, 1200, encoded=300, failed=0, rate=10.0, folder="/photos/2024"))
     assert window.progress.text() == "300 / 1200"
     assert window.progress_label.text() == "Indexing 2024 · 10.0 photos/s · 2 min left"
     window.toggle_pause()
@@ -94,7 +93,7 @@ def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_
     assert window.pause_button.text() == "Resume"
     window.toggle_pause()
     qtbot.waitUntil(lambda: not window.worker.paused, timeout=5_000)
-    window._on_event(ServiceEvent("idle", images=1200))
+    window._on_event(Idle(1200))
     assert not window.progress.isVisibleTo(window)
 
 
@@ -120,3 +119,39 @@ def test_an_edited_photo_shows_its_new_picture(qtbot, make_window, photos):
         return c.blue() > 200 and c.red() < 50
 
     qtbot.waitUntil(shows_blue, timeout=20_000)
+
+
+def test_pause_and_closing_do_not_wait_behind_file_work(qtbot, make_window):
+    window = make_window()
+    wait_idle(qtbot, window)
+    began, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def long_copy() -> None:  # a sort into folders of many large photos
+        began.set()
+        release.wait(30)
+        finished.set()
+
+    window.worker.run(long_copy)
+    assert began.wait(10)
+    try:
+        window.toggle_pause()
+        qtbot.waitUntil(lambda: window.worker.paused, timeout=5_000)
+        window.toggle_pause()
+        qtbot.waitUntil(lambda: not window.worker.paused, timeout=5_000)
+        window.shutdown()  # what closing the window does
+        assert not finished.is_set()  # it returned without waiting for the copy
+        assert window.worker.closing  # which stops at its next file
+    finally:
+        release.set()
+
+
+def test_sorting_stops_at_the_next_file_when_asked(tmp_path):
+    from clipdesk.gui.mainwindow import sort_photos
+    from clipdesk.sorting import plan_sort
+
+    sources = [photo(tmp_path / "in" / f"{i}.png", "red") for i in range(3)]
+    plan = plan_sort([(str(p), "red") for p in sources], tmp_path / "out")
+    asked = iter([False, True])
+    report = sort_photos(plan, move=False, stop=lambda: next(asked))
+    assert report.done == 1 and not report.failed
+    assert len(list((tmp_path / "out" / "red").iterdir())) == 1

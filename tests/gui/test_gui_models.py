@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from clipdesk.classify import Classification
-from clipdesk.gui.backend import FolderStatus
+from clipdesk.events import FolderState, FolderStatus
 from clipdesk.gui.classifymodel import ClassifyModel
 from clipdesk.gui.folderspanel import FoldersModel
 from clipdesk.gui.resultsmodel import PathRole, ResultsModel, relevance_cutoff
@@ -54,7 +54,7 @@ def test_classify_model(qtmodeltester):
 
 def test_folders_model(qtmodeltester):
     model = FoldersModel()
-    model.set_folders([FolderStatus("/b", 3, "watching"), FolderStatus("/a", 0, "error", "gone")])
+    model.set_folders([FolderStatus("/b", 3, FolderState.WATCHING), FolderStatus("/a", 0, FolderState.ERROR, "gone")])
     qtmodeltester.check(model)
     assert model.index(0, 0).data() == "/a"
     assert model.index(1, 2).data() == "watching"

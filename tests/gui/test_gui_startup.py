@@ -20,6 +20,18 @@ def test_gui_startup_modules_do_not_import_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_command_line_parser_does_not_import_the_gui():
+    code = (
+        "import sys\n"
+        "from clipdesk.cli import build_parser\n"
+        "args = build_parser().parse_args(['gui', '--add', 'x', '--size', '800x600'])\n"
+        "assert args.add == ['x'] and args.size == '800x600'\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('clipdesk.gui', 'PySide6'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_screenshot_command_indexes_searches_classifies_and_saves(photos, data_dir, tmp_path):
     shot = tmp_path / "shot.png"
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")

@@ -97,7 +97,8 @@ def test_unreadable_folder_keeps_its_photos(tmp_path: Path, locked: set[str], wh
 
 def test_reconcile_keeps_the_photos_of_an_unreadable_folder(tmp_path: Path, locked: set[str]) -> None:
     from clipdesk.library import LibraryOptions
-    from clipdesk.service import IndexService, ServiceEvent
+    from clipdesk.events import FileSkipped, Idle, PhotosRemoved, ServiceEvent
+    from clipdesk.service import IndexService
 
     root = tmp_path / "photos"
     _album(root)
@@ -111,11 +112,11 @@ def test_reconcile_keeps_the_photos_of_an_unreadable_folder(tmp_path: Path, lock
     )
     service.start()  # reconciles every folder at start
     try:
-        _wait(lambda: any(e.kind == "failed" for e in events) and any(e.kind == "idle" for e in events))
+        _wait(lambda: any(isinstance(e, FileSkipped) for e in events) and any(isinstance(e, Idle) for e in events))
     finally:
         service.stop()
-    assert not [e for e in events if e.kind == "removed"]
-    failed = [e for e in events if e.kind == "failed"]
+    assert not [e for e in events if isinstance(e, PhotosRemoved)]
+    failed = [e for e in events if isinstance(e, FileSkipped)]
     assert [(e.path, e.message) for e in failed] == [
         (str(root / "locked"), "cannot read folder: Permission denied; its 3 photos were kept")
     ]
@@ -410,7 +411,8 @@ def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, how: str) -> 
 def test_the_watcher_reindexes_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
     from clipdesk.indexer import hash_path
     from clipdesk.library import LibraryOptions
-    from clipdesk.service import IndexService, ServiceEvent
+    from clipdesk.events import Indexed, ServiceEvent
+    from clipdesk.service import IndexService
 
     root = tmp_path / "photos"
     photo = _photo(root / "p.bmp", (220, 20, 20))
@@ -422,7 +424,7 @@ def test_the_watcher_reindexes_an_edit_that_keeps_size_and_mtime(tmp_path: Path)
     service.start()
     try:
         service.add_folder(str(root))
-        _wait(lambda: any(e.kind == "encoded" for e in events))
+        _wait(lambda: any(isinstance(e, Indexed) for e in events))
         old_hash = _stored(db, photo)[0]
         before = photo.stat()
         _photo(photo, (20, 20, 220), "BMP")
@@ -477,7 +479,8 @@ def test_a_failed_file_is_not_read_again_until_it_changes(tmp_path: Path) -> Non
 
 def test_reconcile_does_not_retry_or_report_failed_files_again(tmp_path: Path) -> None:
     from clipdesk.library import LibraryOptions
-    from clipdesk.service import IndexService, ServiceEvent
+    from clipdesk.events import FileSkipped, Idle, ServiceEvent
+    from clipdesk.service import IndexService
 
     root = tmp_path / "photos"
     _photo(root / "good.jpg", (1, 200, 3))
@@ -492,10 +495,10 @@ def test_reconcile_does_not_retry_or_report_failed_files_again(tmp_path: Path) -
     )
     service.start()  # reconciles every folder at start
     try:
-        _wait(lambda: any(e.kind == "idle" for e in events))
+        _wait(lambda: any(isinstance(e, Idle) for e in events))
     finally:
         service.stop()
-    assert [e for e in events if e.kind == "failed"] == []
+    assert [e for e in events if isinstance(e, FileSkipped)] == []
 
 
 def test_index_reports_skipped_failures(tmp_path: Path) -> None:
