@@ -85,7 +85,14 @@ class Library:
         vector_index: VectorIndex | None = None,
     ) -> None:
         self.options = options
-        self.store = Store(options.db_path, create=create)
+        # Held shared while open, so `rebuild` cannot move the file from under an index run.
+        self._lock = librarylock.LibraryLock(Path(options.db_path))
+        self._lock.acquire_shared()
+        try:
+            self.store = Store(options.db_path, create=create)
+        except BaseException:
+            self._lock.release()
+            raise
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self.text_cache = text_cache or TextCache()
@@ -97,6 +104,7 @@ class Library:
         if self._owns_index and self.vector_index is not None:
             self.vector_index.close()  # its temporary file
         self.store.close()
+        self._lock.release()
 
     def __enter__(self) -> Library:
         return self
