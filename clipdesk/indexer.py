@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .encoder import Encoder
+from .encoder import Encoder, encode_checked, model_fingerprint
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import display
@@ -164,7 +164,7 @@ class Indexer:
         # hold N × 400 MB at once.
         self._big_decode_lock = threading.Lock()
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
-        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
+        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex, fingerprint=model_fingerprint(encoder))
 
     # -- planning -----------------------------------------------------------
 
@@ -389,7 +389,7 @@ class Indexer:
         if not batch:
             return []
         try:
-            vectors = self.encoder.encode_pixels(np.stack([p.pixels for p in batch]))  # type: ignore[misc]
+            vectors = encode_checked(self.encoder, np.stack([p.pixels for p in batch]))  # type: ignore[misc]
             report.encoded += len(batch)
             return list(zip(batch, vectors))
         except (RuntimeError, ValueError):
@@ -397,7 +397,7 @@ class Indexer:
             out = []
             for item in batch:
                 try:
-                    vector = self.encoder.encode_pixels(item.pixels[None])[0]  # type: ignore[index]
+                    vector = encode_checked(self.encoder, item.pixels[None])[0]  # type: ignore[index]
                 except (RuntimeError, ValueError) as exc:
                     report.failed.append(Failure(item.job.stat.path, f"model failed on this image: {exc}"))
                     continue
@@ -485,7 +485,7 @@ class Indexer:
         if fresh.hash != item.hash or fresh.pixels is None or fresh.info is None:
             return "file changed while it was being indexed; will retry"
         try:
-            vector = self.encoder.encode_pixels(fresh.pixels[None])[0]
+            vector = encode_checked(self.encoder, fresh.pixels[None])[0]
         except (RuntimeError, ValueError) as exc:
             return f"model failed on this image: {exc}"
         report.encoded += 1

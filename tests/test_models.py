@@ -11,11 +11,11 @@ from PIL import Image
 
 from clipdesk.encoder import encode_images
 from clipdesk.errors import ModelUnavailable
-from clipdesk.models import DEFAULT_MODEL, load_encoder, parse
+from clipdesk.models import DEFAULT_MODEL, EncoderOptions, load_encoder, parse
 
 
 def test_tiny_clip_loads_from_a_folder_and_gives_unit_vectors(tiny_clip: Path) -> None:
-    encoder = load_encoder(str(tiny_clip), device="cpu")
+    encoder = load_encoder(str(tiny_clip), EncoderOptions(device="cpu"))
     texts = encoder.encode_texts(["a photo of a cat", "a dog on a beach at sunset"])
     images = encode_images(encoder, [Image.new("RGB", (120, 80), "red"), Image.new("L", (30, 90), 128)])
     assert texts.shape == images.shape == (2, encoder.dim) == (2, 16)
@@ -29,7 +29,7 @@ def test_our_preprocessing_and_tower_match_transformers(tiny_clip: Path) -> None
     import torch
     from transformers import CLIPImageProcessor, CLIPModel
 
-    encoder = load_encoder(str(tiny_clip), device="cpu")
+    encoder = load_encoder(str(tiny_clip), EncoderOptions(device="cpu"))
     image = Image.new("RGB", (100, 50), (200, 40, 90))
     reference = CLIPModel.from_pretrained(str(tiny_clip)).eval()
     processor = CLIPImageProcessor.from_pretrained(str(tiny_clip))
