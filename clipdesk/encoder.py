@@ -108,8 +108,8 @@ class Preprocessing:
     @classmethod
     def from_folder(cls, folder: Path, image_size: int) -> Preprocessing:
         """The folder's image processor settings, checked; CLIP's defaults where it has none."""
-        config = _read_processor_config(folder)
-        where = f"The image settings in {folder}"
+        name, config = _read_processor_config(folder)
+        where = f"The model's {name} in {folder}"
         size = config.get("size", {})
         if isinstance(size, dict):
             edge = _positive_int(size.get("shortest_edge", size.get("height", image_size)), where, "size")
@@ -127,7 +127,7 @@ class Preprocessing:
         mean = _three_numbers(config.get("image_mean", CLIP_MEAN), where, "image_mean")
         std = _three_numbers(config.get("image_std", CLIP_STD), where, "image_std")
         if min(std) <= 0:
-            raise ModelUnavailable(f"{where} are invalid: image_std must be positive.")
+            raise ModelUnavailable(f"{where} is invalid: image_std must be positive.")
         return cls(shortest_edge=edge, crop=crop_hw, mean=mean, std=std)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
@@ -442,11 +442,11 @@ def _three_numbers(value: Any, where: str, key: str) -> tuple[float, float, floa
         or len(value) != 3
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     ):
-        raise ModelUnavailable(f"{where} are invalid: {key} must be three numbers, one per colour.")
+        raise ModelUnavailable(f"{where} is invalid: {key} must be three numbers, one per colour.")
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
-def _read_processor_config(folder: Path) -> dict[str, Any]:
+def _read_processor_config(folder: Path) -> tuple[str, dict[str, Any]]:
     """preprocessor_config.json, or the image part of processor_config.json (transformers 5)."""
     for name, section in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
         path = folder / name
@@ -460,8 +460,8 @@ def _read_processor_config(folder: Path) -> dict[str, Any]:
             config = config.get(section, {})
         if not isinstance(config, dict):
             raise ModelUnavailable(f"The model's {name} in {folder} is invalid: it is not a JSON object.")
-        return config
-    return {}
+        return name, config
+    return "preprocessor_config.json", {}
 
 
 def _check_weights(folder: Path, allow_pickle: bool) -> str:

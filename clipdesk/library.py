@@ -17,7 +17,7 @@ import numpy as np
 
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images, model_fingerprint
-from .errors import ClipdeskError, ImageUnreadable
+from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from .hitlist import HitList
 from .imaging import open_image
 from .indexer import Indexer, IndexReport, ProgressCallback
@@ -203,7 +203,11 @@ class Library:
         ok: list[int] = []
         out: list[ClassifiedImage] = [ClassifiedImage(p, None, None) for p in paths]
         searcher = Searcher(self.store, self.encoder, self.text_cache)
-        use_library = self.store.model() == ModelInfo(self.encoder.model_id, self.encoder.dim)
+        try:  # the library's vectors serve only if this very model (and weights) made them
+            self.check_model(encoder=self.encoder)
+            use_library = self.store.model() == ModelInfo(self.encoder.model_id, self.encoder.dim)
+        except ModelMismatch:
+            use_library = False
         for index, path in enumerate(paths):
             try:
                 if not os.path.exists(path):
