@@ -596,7 +596,7 @@ class Store:
     def unusable_vectors(self) -> list[int]:
         """Images whose stored vector is not a number (NaN or infinity): search cannot find them."""
         return [
-            int(i) for ids, vecs in self.iter_vectors() for i in ids[~np.isfinite(vecs).all(axis=1)]
+            int(i) for ids, vecs in self._all_vectors() for i in ids[~np.isfinite(vecs).all(axis=1)]
         ]
 
     def mark_for_encoding(self, ids: Sequence[int]) -> None:
@@ -607,7 +607,12 @@ class Store:
             )
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (ids, vectors) in chunks, for building an in-memory index."""
+        """All usable (ids, vectors) in chunks, for building an in-memory index."""
+        for ids, vecs in self._all_vectors(batch):
+            usable = np.isfinite(vecs).all(axis=1)
+            yield (ids, vecs) if usable.all() else (ids[usable], vecs[usable])
+
+    def _all_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.vec_dim() is None:
             return
         # Reading sqlite-vec's chunk tables directly is ~25x faster than its
@@ -651,7 +656,8 @@ class Store:
                     found.append(int(image_id))
                     blobs.append(row[0])
         vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
-        return np.asarray(found, dtype=np.int64), vecs
+        usable = np.isfinite(vecs).all(axis=1)  # a NaN vector matches nothing: leave it out
+        return np.asarray(found, dtype=np.int64)[usable], vecs[usable]
 
     def vector_stamps(self) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, when each vector was written), ordered by id, to find what changed."""
@@ -737,8 +743,8 @@ class Store:
         found = []
         if unusable:
             found.append(
-                f"{unusable} vectors are not numbers (search skips those photos; "
-                "`clipdesk index` encodes them again)"
+                f"{unusable} photo{'s' if unusable != 1 else ''} with a vector that is not a number "
+                "(search skips them; `clipdesk index` encodes them again)"
             )
         if orphans:
             found.append(f"{orphans} vectors without an image")
