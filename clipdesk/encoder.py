@@ -321,15 +321,23 @@ class ClipEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         fast = self.fast_text()
         if fast is not None:
-            return fast.encode(texts)
-        model, tokenizer = self.text()
-        with torch.inference_mode():
-            tokens = tokenizer(
-                list(texts), padding=True, truncation=True, max_length=77, return_tensors="pt"
+            vectors = fast.encode(texts)
+        else:
+            model, tokenizer = self.text()
+            with torch.inference_mode():
+                tokens = tokenizer(
+                    list(texts), padding=True, truncation=True, max_length=77, return_tensors="pt"
+                )
+                tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+                vectors = normalise(model(**tokens).text_embeds.float().cpu().numpy())
+        if not np.isfinite(vectors).all():
+            # Nothing could match it; fp16 overflow on a GPU is the likely cause.
+            raise ModelUnavailable(
+                f"The model in {self.folder} gave a vector that is not a number for the text "
+                f"'{texts[int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])]}'"
+                + ("; try --device cpu." if self.device != "cpu" else ".")
             )
-            tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
-            out = model(**tokens).text_embeds
-            return normalise(out.float().cpu().numpy())
+        return vectors
 
     def logit_scale(self) -> float:
         if self._logit_scale is None:

@@ -346,26 +346,31 @@ class Store:
         Raises ModelMismatch unless the library is empty or its vectors came from this model;
         dim and fingerprint are checked when known (once the model's folder has been read)."""
         current = self.model()
-        if current is None or self.count_images() == 0:
+        if current is None:
             return
+        stored = self.meta(MODEL_FINGERPRINT)
         if current.model_id != model_id:
-            raise ModelMismatch(
+            problem = (
                 f"This library was indexed with the model '{current.model_id}', not "
                 f"'{model_id}'. Leave out --model to use the library's model, or "
                 f"re-index with `clipdesk index --reindex --model {model_id}`."
             )
-        if dim is not None and dim != current.dim:
-            raise ModelMismatch(
+        elif dim is not None and dim != current.dim:
+            problem = (
                 f"The model '{model_id}' now gives vectors of size {dim}, but this library holds "
                 f"vectors of size {current.dim}: the model was replaced since it was indexed. "
                 "Restore that model, or re-index with `clipdesk index --reindex`."
             )
-        stored = self.meta(MODEL_FINGERPRINT)
-        if fingerprint is not None and stored is not None and stored != fingerprint:
-            raise ModelMismatch(
+        elif fingerprint is not None and stored is not None and stored != fingerprint:
+            problem = (
                 f"The weights of the model '{model_id}' changed since this library was indexed. "
                 "Restore the old weights, or re-index with `clipdesk index --reindex`."
             )
+        else:
+            return
+        # A library with no images yet (e.g. its first model failed to load) may switch freely.
+        if self.count_images() > 0:
+            raise ModelMismatch(problem)
 
     def bind_model(
         self, model_id: str, dim: int, *, reindex: bool = False, fingerprint: str | None = None
@@ -697,7 +702,7 @@ class Store:
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
-        if self.vec_dim() is None or k <= 0:
+        if self.vec_dim() is None or k <= 0 or not np.isfinite(query).all():
             return []
         k = min(k, MAX_KNN)
         ask = k
