@@ -253,7 +253,7 @@ class ClipEncoder:
                 use_safetensors=not self._allow_pickle,
                 dtype=self._dtype(),
             )
-        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise ModelUnavailable(
                 f"Cannot load the model in {self.folder}: {_first_line(exc)}"
             ) from None
@@ -351,9 +351,9 @@ class ClipEncoder:
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
 try:  # what safetensors raises for a damaged file (it is not an OSError)
-    from safetensors import SafetensorError as _SafetensorError
+    from safetensors import SafetensorError as SafetensorError
 except ImportError:  # pragma: no cover - older safetensors
-    _SafetensorError = OSError  # type: ignore[misc,assignment]
+    SafetensorError = OSError  # type: ignore[misc,assignment]
 
 
 def _quantize_int8(model: Any) -> Any:
@@ -556,6 +556,6 @@ def _read_logit_scale(folder: Path) -> float | None:
             with safe_open(str(file), framework="np") as handle:
                 if "logit_scale" in handle.keys():  # noqa: SIM118 (safe_open has no __contains__)
                     return float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])
-        except (OSError, ValueError, RuntimeError, _SafetensorError):
+        except (OSError, ValueError, RuntimeError, SafetensorError):
             continue
     return None
