@@ -500,7 +500,10 @@ def _safetensors_fingerprint(file: Path) -> bytes:
     """Check a safetensors file's header against its size; hash its size, header and ends."""
 
     def damaged(why: str) -> ModelUnavailable:
-        return ModelUnavailable(f"The model's weights file {file} is damaged ({why}); download or save it again.")
+        return ModelUnavailable(
+            f"Cannot load the model in {file.parent}: its weights file {file.name} is damaged ({why}); "
+            "download or save it again."
+        )
 
     try:
         with open(file, "rb") as handle:
