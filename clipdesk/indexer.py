@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .encoder import Encoder
+from .encoder import Encoder, encode_checked, model_fingerprint
 from .errors import ImageUnreadable
 from .imaging import ImageInfo, open_image
 from .paths import FolderSet, display, folder_holding, is_within
@@ -166,7 +166,7 @@ class Indexer:
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
-        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
+        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex, fingerprint=model_fingerprint(encoder))
 
     # -- planning -----------------------------------------------------------
 
@@ -397,7 +397,7 @@ class Indexer:
         if not batch:
             return []
         try:
-            vectors = self.encoder.encode_pixels(np.stack([p.pixels for p in batch]))  # type: ignore[misc]
+            vectors = encode_checked(self.encoder, np.stack([p.pixels for p in batch]))  # type: ignore[misc]
             report.encoded += len(batch)
             return list(zip(batch, vectors))
         except (RuntimeError, ValueError):
@@ -405,7 +405,7 @@ class Indexer:
             out = []
             for item in batch:
                 try:
-                    vector = self.encoder.encode_pixels(item.pixels[None])[0]  # type: ignore[index]
+                    vector = encode_checked(self.encoder, item.pixels[None])[0]  # type: ignore[index]
                 except (RuntimeError, ValueError) as exc:
                     report.failed.append(Failure(item.job.stat.path, f"model failed on this image: {exc}"))
                     continue
@@ -493,7 +493,7 @@ class Indexer:
         if fresh.hash != item.hash or fresh.pixels is None or fresh.info is None:
             return "file changed while it was being indexed; will retry"
         try:
-            vector = self.encoder.encode_pixels(fresh.pixels[None])[0]
+            vector = encode_checked(self.encoder, fresh.pixels[None])[0]
         except (RuntimeError, ValueError) as exc:
             return f"model failed on this image: {exc}"
         report.encoded += 1

@@ -8,10 +8,11 @@ load extensions everywhere, unlike the system Python's sqlite3 on many machines.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ BUSY_TIMEOUT_MS = 15_000
 # sqlite-vec refuses k above this in one KNN query.
 MAX_KNN = 4096
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+# meta key: what identifies the model's weights (see encoder.model_fingerprint).
+MODEL_FINGERPRINT = "model_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -423,18 +427,51 @@ class Store:
         info = self.model()
         return info.dim if info else None
 
-    def bind_model(self, model_id: str, dim: int, *, reindex: bool = False) -> None:
-        """Record the model for this library; refuse another unless reindex drops the old vectors."""
+    def check_model(self, model_id: str, dim: int | None = None, fingerprint: str | None = None) -> None:
+        """The one rule for a wrong model: vectors of another model (or other weights) never mix.
+
+        Raises ModelMismatch unless the library is empty or its vectors came from this model;
+        dim and fingerprint are checked when known (once the model's folder has been read)."""
         current = self.model()
-        if current == ModelInfo(model_id, dim):
+        if current is None:
+            return
+        stored = self.meta(MODEL_FINGERPRINT)
+        if current.model_id != model_id:
+            problem = (
+                f"This library was indexed with the model '{current.model_id}', not "
+                f"'{model_id}'. Leave out --model to use the library's model, or "
+                f"re-index with `clipdesk index --reindex --model {model_id}`."
+            )
+        elif dim is not None and dim != current.dim:
+            problem = (
+                f"The model '{model_id}' now gives vectors of size {dim}, but this library holds "
+                f"vectors of size {current.dim}: the model was replaced since it was indexed. "
+                "Restore that model, or re-index with `clipdesk index --reindex`."
+            )
+        elif fingerprint is not None and stored is not None and stored != fingerprint:
+            problem = (
+                f"The weights of the model '{model_id}' changed since this library was indexed. "
+                "Restore the old weights, or re-index with `clipdesk index --reindex`."
+            )
+        else:
             return
         # A library with no images yet (e.g. its first model failed to load) may switch freely.
-        if current is not None and not reindex and self.count_images() > 0:
-            raise ModelMismatch(
-                f"This library was indexed with the model '{current.model_id}', not "
-                f"'{model_id}'. Use --model {current.model_id}, or re-index with "
-                f"`clipdesk index --reindex --model {model_id}`."
-            )
+        if self.count_images() > 0:
+            raise ModelMismatch(problem)
+
+    def bind_model(
+        self, model_id: str, dim: int, *, reindex: bool = False, fingerprint: str | None = None
+    ) -> None:
+        """Record the model for this library; refuse another unless reindex drops the old vectors."""
+        if not reindex:
+            self.check_model(model_id, dim, fingerprint)
+        stored = self.meta(MODEL_FINGERPRINT)
+        if self.model() == ModelInfo(model_id, dim) and (stored is None or stored == fingerprint or fingerprint is None):
+            if fingerprint is not None and stored is None:
+                # A library indexed before fingerprints were kept adopts its model's weights as they are now.
+                log.info("library %s: recording the weights fingerprint of %s", self.path, model_id)
+                self.set_meta(MODEL_FINGERPRINT, fingerprint)
+            return
         with self.write():
             self.conn.execute("DROP TRIGGER IF EXISTS images_drop_vector")
             self.conn.execute("DROP TABLE IF EXISTS vectors")
@@ -450,6 +487,9 @@ class Store:
             )
             self._set_meta("model_id", model_id)
             self._set_meta("model_dim", str(int(dim)))
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (MODEL_FINGERPRINT,))
+            if fingerprint is not None:
+                self._set_meta(MODEL_FINGERPRINT, fingerprint)
         self._vec_dim = int(dim)
 
     # -- folders ------------------------------------------------------------
@@ -653,11 +693,31 @@ class Store:
     # -- vectors ------------------------------------------------------------
 
     def vector(self, image_id: int) -> np.ndarray | None:
+        """An image's stored vector; None if it has none or only an unusable (NaN) one."""
         rows = self._query("SELECT embedding FROM vectors WHERE image_id = ?", (image_id,))
-        return np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+        vector = np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+        return vector if vector is not None and np.isfinite(vector).all() else None
+
+    def unusable_vectors(self) -> list[int]:
+        """Images whose stored vector is not a number (NaN or infinity): search cannot find them."""
+        return [
+            int(i) for ids, vecs in self._all_vectors() for i in ids[~np.isfinite(vecs).all(axis=1)]
+        ]
+
+    def mark_for_encoding(self, ids: Sequence[int]) -> None:
+        """Make the next index encode these images again (their file facts no longer match)."""
+        with self.write():
+            self.conn.executemany(
+                "UPDATE images SET hash = '', mtime_ns = -1 WHERE id = ?", ((int(i),) for i in ids)
+            )
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (ids, vectors) in chunks, for building an in-memory index."""
+        """All usable (ids, vectors) in chunks, for building an in-memory index."""
+        for ids, vecs in self._all_vectors(batch):
+            usable = np.isfinite(vecs).all(axis=1)
+            yield (ids, vecs) if usable.all() else (ids[usable], vecs[usable])
+
+    def _all_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.vec_dim() is None:
             return
         # Reading sqlite-vec's chunk tables directly is ~25x faster than its
@@ -701,7 +761,8 @@ class Store:
                     found.append(int(image_id))
                     blobs.append(row[0])
         vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
-        return np.asarray(found, dtype=np.int64), vecs
+        usable = np.isfinite(vecs).all(axis=1)  # a NaN vector matches nothing: leave it out
+        return np.asarray(found, dtype=np.int64)[usable], vecs[usable]
 
     def vector_stamps(self) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, when each vector was written), ordered by id, to find what changed."""
@@ -741,15 +802,22 @@ class Store:
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
-        if self.vec_dim() is None or k <= 0:
+        if self.vec_dim() is None or k <= 0 or not np.isfinite(query).all():
             return []
         k = min(k, MAX_KNN)
-        rows = self._query(
-            "SELECT image_id, distance FROM vectors WHERE embedding MATCH ? AND k = ? "
-            "ORDER BY distance",
-            (_blob(query), k),
-        )
-        return [(int(i), 1.0 - float(d)) for i, d in rows]
+        ask = k
+        while True:
+            rows = self._query(
+                "SELECT image_id, distance FROM vectors WHERE embedding MATCH ? AND k = ? "
+                "ORDER BY distance",
+                (_blob(query), ask),
+            )
+            # A vector that is not a number has no distance (sqlite-vec gives NULL, first):
+            # skip it, and ask for more so it costs no real result.
+            hits = [(int(i), 1.0 - float(d)) for i, d in rows if d is not None and math.isfinite(d)]
+            if len(hits) >= k or len(rows) < ask or ask >= MAX_KNN:
+                return hits[:k]
+            ask = min(MAX_KNN, ask + (len(rows) - len(hits)))
 
     # -- health -------------------------------------------------------------
 
@@ -774,9 +842,15 @@ class Store:
             dupes = self._query(
                 "SELECT count(*) FROM (SELECT path FROM images GROUP BY path HAVING count(*) > 1)"
             )[0][0]
+            unusable = len(self.unusable_vectors())
         except LibraryError as exc:
             return str(exc)
         found = []
+        if unusable:
+            found.append(
+                f"{unusable} photo{'s' if unusable != 1 else ''} with a vector that is not a number "
+                "(search skips them; `clipdesk index` encodes them again)"
+            )
         if orphans:
             found.append(f"{orphans} vectors without an image")
         if missing:
