@@ -375,13 +375,14 @@ class Store:
         rows = self._query("SELECT id, path, added_at FROM folders WHERE path = ?", (to_db(path),))
         return Folder(rows[0][0], from_db(rows[0][1]), rows[0][2]) if rows else None
 
+    def folder_roots(self) -> list[Folder]:
+        """Every folder without its image count (which costs a pass over all images)."""
+        rows = self._query("SELECT id, path, added_at FROM folders ORDER BY path")
+        return [Folder(r[0], from_db(r[1]), r[2]) for r in rows]
+
     def folder_containing(self, path: str) -> Folder | None:
         """The library folder that covers this path (itself or an ancestor)."""
-        best: Folder | None = None
-        for folder in self.folders():
-            if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                best = folder
-        return best
+        return innermost_folder(path, self.folder_roots())
 
     def add_folder(self, path: str) -> Folder:
         """Remember a folder; a folder inside one already known is covered by it.
@@ -397,7 +398,7 @@ class Store:
                 "INSERT INTO folders(path, added_at) VALUES (?, ?)", (to_db(path), time.time())
             )
             new_id = self.conn.last_insert_rowid()
-            for folder in self.folders():
+            for folder in self.folder_roots():
                 if folder.id != new_id and _is_within(folder.path, path):
                     self.conn.execute(
                         "UPDATE images SET folder_id = ? WHERE folder_id = ?", (new_id, folder.id)
@@ -422,14 +423,36 @@ class Store:
     # -- images -------------------------------------------------------------
 
     def image_states(self, folder_id: int) -> dict[str, ImageState]:
-        """Every image of a folder by path, for comparing with a fresh scan."""
-        rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE folder_id = ?",
-            (folder_id,),
-        )
-        return {
-            from_db(r[1]): ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows
-        }
+        """Every image of a folder by path, for comparing with a fresh scan (bulk work)."""
+        rows = self._query(_STATE_SELECT + " WHERE folder_id = ?", (folder_id,))
+        return {from_db(r[1]): _state(r) for r in rows}
+
+    def images_at(self, paths: Iterable[str]) -> dict[str, ImageState]:
+        """The images at these paths, by path (one index lookup each: for a few changes)."""
+        keys = [to_db(p) for p in dict.fromkeys(paths)]
+        out: dict[str, ImageState] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(_STATE_SELECT + f" WHERE path IN ({marks})", chunk):
+                out[from_db(row[1])] = _state(row)
+        return out
+
+    def images_under(self, path: str) -> list[ImageState]:
+        """The image at this path and every image below it, by a range of the path index."""
+        rows = self._query(_STATE_SELECT + " WHERE path = ?", (to_db(path),))
+        below = path.rstrip(os.sep) + os.sep
+        # Every path below starts with `below`; the next character after the
+        # separator ends the range. Names that are not UTF-8 are BLOBs, which
+        # SQLite orders after all text: they get a range of their own.
+        ranges: list[tuple[str | bytes, str | bytes]] = [
+            (os.fsencode(below), os.fsencode(below[:-1] + chr(ord(os.sep) + 1)))
+        ]
+        if isinstance(to_db(below), str):
+            ranges.append((below, below[:-1] + chr(ord(os.sep) + 1)))
+        for low, high in ranges:
+            rows += self._query(_STATE_SELECT + " WHERE path >= ? AND path < ?", (low, high))
+        return [_state(r) for r in rows]
 
     def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
         """Every image's id and path: in no particular order, or oldest first.
@@ -449,14 +472,11 @@ class Store:
 
     def images_with_hash(self, digest: str) -> list[ImageState]:
         """Every image holding this content."""
-        rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, hash FROM images WHERE hash = ?", (digest,)
-        )
-        return [ImageState(r[0], from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [_state(r) for r in self._query(_STATE_SELECT + " WHERE hash = ?", (digest,))]
 
-    def hash_index(self) -> dict[str, int]:
-        """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
-        return {h: i for i, h in self._query("SELECT id, hash FROM images")}
+    def holds_hash(self, digest: str) -> bool:
+        """True if some image has this content (one lookup in the hash index)."""
+        return bool(self._query("SELECT 1 FROM images WHERE hash = ? LIMIT 1", (digest,)))
 
     def image_with_hash(self, content_hash: str) -> ImageRecord | None:
         """Some image whose content has this hash, as the database holds it now."""
@@ -542,10 +562,6 @@ class Store:
     def delete_images(self, ids: Iterable[int]) -> None:
         # The images_drop_vector trigger removes their vectors too.
         self.conn.executemany("DELETE FROM images WHERE id = ?", ((i,) for i in ids))
-
-    def delete_image_at(self, path: str) -> bool:
-        cursor = self.conn.execute("DELETE FROM images WHERE path = ? RETURNING id", (to_db(path),))
-        return cursor.fetchone() is not None
 
     # -- vectors ------------------------------------------------------------
 
@@ -693,6 +709,13 @@ _IMAGE_SELECT = (
 )
 
 
+_STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash FROM images"
+
+
+def _state(row: tuple[Any, ...]) -> ImageState:
+    return ImageState(row[0], from_db(row[1]), row[2], row[3], row[4], row[5])
+
+
 def _record(row: tuple[Any, ...]) -> ImageRecord:
     return ImageRecord(
         id=row[0],
@@ -711,6 +734,15 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
+def innermost_folder(path: str, folders: Iterable[Folder]) -> Folder | None:
+    """Of these folders, the one that covers path most closely (itself or an ancestor)."""
+    best: Folder | None = None
+    for folder in folders:
+        if _is_within(path, folder.path) and (best is None or len(folder.path) > len(best.path)):
+            best = folder
+    return best
+
+
 def _is_within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -723,5 +755,6 @@ __all__ = [
     "NewImage",
     "Store",
     "display",
+    "innermost_folder",
     "translate_errors",
 ]
