@@ -365,9 +365,16 @@ class Store:
     # -- folders ------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
+        """Every folder with its image count (callers per change: `folder_roots` skips the counts)."""
+        roots = self.folder_roots()
+        if len(roots) == 1:
+            # Every image belongs to a folder: SQLite counts a whole table from its
+            # pages alone (~0.1 ms at a million rows), where counting one folder's
+            # rows visits each of them (~30 ms).
+            return [Folder(roots[0].id, roots[0].path, roots[0].added_at, self.count_images())]
         rows = self._query(
-            "SELECT f.id, f.path, f.added_at, count(i.id) FROM folders f "
-            "LEFT JOIN images i ON i.folder_id = f.id GROUP BY f.id ORDER BY f.path"
+            "SELECT f.id, f.path, f.added_at, "
+            "(SELECT count(*) FROM images i WHERE i.folder_id = f.id) FROM folders f ORDER BY f.path"
         )
         return [Folder(r[0], from_db(r[1]), r[2], r[3]) for r in rows]
 
