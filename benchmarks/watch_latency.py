@@ -195,9 +195,9 @@ def measure(work: Path, env: dict[str, str], size: int, singles: int, debounce: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library-size", type=int, default=1000, help="photos already indexed (default: 1000)")
-    parser.add_argument("--singles", type=int, default=10,
+    parser.add_argument("--singles", type=int, default=20,
                         help="single-photo copies, one after another: the median delay and the mean CPU "
-                        "are kept (default: 10)")
+                        "are kept (default: 20)")
     parser.add_argument("--debounce", type=float, default=1.0, help="watch --debounce (default: 1 s, the default)")
     parser.add_argument("--idle-seconds", type=float, default=0.0, help="also measure idle CPU for this long")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
