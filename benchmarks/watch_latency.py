@@ -100,11 +100,10 @@ def in_library(db: Path, paths: list[Path]) -> int:
         return int(store.conn.execute(query, [str(p) for p in paths]).fetchone()[0])
 
 
-def search_finds(env: dict[str, str], db: Path, paths: list[Path]) -> bool:
+def search_finds(env: dict[str, str], db: Path, paths: list[Path], limit: int) -> bool:
     """True when a new `clipdesk search` process lists every one of these photos."""
     out = subprocess.run(
-        [sys.executable, "-m", "clipdesk", "--db", str(db), "search", QUERY,
-         "-n", str(len(paths) + 10), "--json"],
+        [sys.executable, "-m", "clipdesk", "--db", str(db), "search", QUERY, "-n", str(limit), "--json"],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     if out.returncode != 0:
@@ -114,7 +113,10 @@ def search_finds(env: dict[str, str], db: Path, paths: list[Path]) -> bool:
 
 
 def copy_and_find(watch: Watch, env: dict[str, str], db: Path, staged: list[Path], dest: Path) -> dict[str, float]:
-    """Copy staged photos into the watched folder; time until a new search finds them all."""
+    """Copy staged photos into the watched folder; time until a new search finds them all.
+
+    Only the photos copied into `dest` match the query, so asking for all of them finds these.
+    """
     idle_lines = watch.count("up to date:")
     cpu = watch.cpu_seconds()
     targets = [dest / p.name for p in staged]
@@ -125,7 +127,8 @@ def copy_and_find(watch: Watch, env: dict[str, str], db: Path, staged: list[Path
         time.sleep(0.01)
     stored = time.monotonic() - copied
     # A search process started now: what a user typing `clipdesk search` gets.
-    while not search_finds(env, db, targets):
+    limit = len(list(dest.iterdir())) + 10
+    while not search_finds(env, db, targets, limit):
         time.sleep(0.01)
     found = time.monotonic() - copied
     watch.wait_for("up to date:", idle_lines + 1)  # the watcher has finished with the change
