@@ -203,13 +203,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from clipdesk.indexer import default_workers
-    from clipdesk.models import load_encoder
+    from clipdesk.models import EncoderOptions, load_encoder
 
     if args.quick:
         args.large, args.large_size, args.small = min(args.large, 6), (800, 600), min(args.small, 8)
         args.naive, args.repeats = min(args.naive, 2), 1
     folder, description = model_folder(args)
-    encoder: Any = load_encoder(str(folder), device=args.device, batch_size=args.batch_size)
+    encoder: Any = load_encoder(str(folder), EncoderOptions(args.device, args.batch_size))
     work = Path(tempfile.mkdtemp(prefix="clipdesk-bench-index-"))
     try:
         sets = photo_sets(args, work)
@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             entry["meets_targets"] = all(entry[k] >= v for k, v in entry["targets"].items())
             if args.int8:
-                encoder8: Any = load_encoder(str(folder), device=args.device, batch_size=args.batch_size, int8=True)
+                encoder8: Any = load_encoder(str(folder), EncoderOptions(args.device, args.batch_size, int8=True))
                 model8, index8, model32 = [], [], []
                 for _ in range(args.repeats):
                     model32.append(measured(lambda: time_model(encoder, pixels), tries=1, quiet_s=quiet)[0])  # noqa: B023  # called within this iteration

@@ -271,3 +271,64 @@ def measured(fn: Callable[[], float], *, tries: int = 3, threshold: float = 0.15
             break
     assert best is not None
     return best
+
+
+# -- a large library without encoding it ------------------------------------------
+
+SYNTHETIC_PER_FOLDER = 1000
+
+
+def synthetic_library(db: Path, root: Path, count: int, *, model_id: str, dim: int,
+                      zero_dims: Sequence[int] = ()) -> Path:
+    """A library of `count` photos under root/library, indexed without running a model.
+
+    Every photo is a real file, so a reconcile keeps it, yet costs almost no disk:
+    the photos of one sub-folder are hard links to one small PNG (kept outside root).
+    Rows and random vectors go in with plain SQL in one transaction. The vectors are
+    zero in `zero_dims`, so a query along those dimensions finds none of them.
+    Returns the folder (root/library).
+    """
+    import numpy as np
+
+    from clipdesk.store import Store
+
+    library, sources = root / "library", root.parent / f"{root.name}-link-sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    with Store(db) as store:
+        store.bind_model(model_id, dim)
+        folder = store.add_folder(str(root))
+        with store.write():
+            for start in range(0, count, SYNTHETIC_PER_FOLDER):
+                n = min(SYNTHETIC_PER_FOLDER, count - start)
+                _synthetic_folder(store, folder.id, library, sources, start, n, rng, dim, zero_dims)
+    return library
+
+
+def _synthetic_folder(store: Any, folder_id: int, library: Path, sources: Path, start: int, n: int,
+                      rng: Any, dim: int, zero_dims: Sequence[int]) -> None:
+    """One sub-folder of hard-linked photos and their rows (inside a write transaction)."""
+    import numpy as np
+    from PIL import Image
+
+    sub = library / f"{start // SYNTHETIC_PER_FOLDER:04d}"
+    sub.mkdir(parents=True, exist_ok=True)
+    source = sources / f"{sub.name}.png"
+    Image.new("RGB", (16, 16), (start % 251, (start // 251) % 251, 90)).save(source)
+    st = source.stat()
+    now = time.time()
+    rows = []
+    for i in range(start, start + n):
+        path = sub / f"{i:07d}.png"
+        os.link(source, path)
+        rows.append((folder_id, str(path), st.st_size, st.st_mtime_ns, f"{i:032x}", 16, 16, None, now))
+    store.conn.executemany(
+        "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
+        "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    first = store.conn.last_insert_rowid() - n + 1
+    vectors = rng.random((n, dim), dtype=np.float32)
+    vectors[:, list(zero_dims)] = 0.0
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.conn.executemany(
+        "INSERT INTO vectors(image_id, embedding) VALUES (?, ?)",
+        ((first + k, vectors[k].tobytes()) for k in range(n)))

@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from .encoder import SafetensorError
+
 MAX_TOKENS = 77
 _ACTIVATIONS = ("quick_gelu", "gelu")
 
@@ -69,7 +71,8 @@ class ClipTextTower:
                 return None
             del torch
             return cls(tokenizer, weights, text, device, dtype)
-        except (OSError, ValueError, KeyError, RuntimeError, ImportError):
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError, SafetensorError):
+            # transformers then loads the tower, and reports a damaged file in one line.
             return None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -7,6 +7,7 @@ tower is first needed, so commands that need no model start instantly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -71,6 +72,24 @@ def encode_images(encoder: Encoder, images: Sequence[Image.Image]) -> np.ndarray
     return encoder.encode_pixels(np.stack([encoder.preprocess(im) for im in images]))
 
 
+class NonFiniteVector(ValueError):
+    """The model gave a vector with NaN or infinite values (e.g. fp16 overflow on a GPU)."""
+
+
+def encode_checked(encoder: Encoder, pixels: np.ndarray) -> np.ndarray:
+    """encode_pixels, refusing a batch with any unusable vector so the caller can isolate the image."""
+    vectors = encoder.encode_pixels(pixels)
+    if not np.isfinite(vectors).all():
+        raise NonFiniteVector("its vector is not a number (NaN or infinity); it was not stored")
+    return vectors
+
+
+def model_fingerprint(encoder: Encoder) -> str | None:
+    """What identifies an encoder's weights beyond its id (None for encoders without weights files)."""
+    value = getattr(encoder, "fingerprint", None)
+    return value if isinstance(value, str) else None
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
@@ -88,21 +107,28 @@ class Preprocessing:
 
     @classmethod
     def from_folder(cls, folder: Path, image_size: int) -> Preprocessing:
-        config: dict[str, Any] = {}
-        path = folder / "preprocessor_config.json"
-        if path.is_file():
-            config = json.loads(path.read_text())
+        """The folder's image processor settings, checked; CLIP's defaults where it has none."""
+        name, config = _read_processor_config(folder)
+        where = f"The model's {name} in {folder}"
         size = config.get("size", {})
-        edge = size.get("shortest_edge", image_size) if isinstance(size, dict) else int(size)
+        if isinstance(size, dict):
+            edge = _positive_int(size.get("shortest_edge", size.get("height", image_size)), where, "size")
+        else:
+            edge = _positive_int(size, where, "size")
         crop = config.get("crop_size", {"height": image_size, "width": image_size})
-        if not isinstance(crop, dict):
-            crop = {"height": int(crop), "width": int(crop)}
-        return cls(
-            shortest_edge=int(edge),
-            crop=(int(crop["height"]), int(crop["width"])),
-            mean=tuple(config.get("image_mean", CLIP_MEAN)),
-            std=tuple(config.get("image_std", CLIP_STD)),
-        )
+        if isinstance(crop, dict):
+            crop_hw = (
+                _positive_int(crop.get("height"), where, "crop_size"),
+                _positive_int(crop.get("width"), where, "crop_size"),
+            )
+        else:
+            side = _positive_int(crop, where, "crop_size")
+            crop_hw = (side, side)
+        mean = _three_numbers(config.get("image_mean", CLIP_MEAN), where, "image_mean")
+        std = _three_numbers(config.get("image_std", CLIP_STD), where, "image_std")
+        if min(std) <= 0:
+            raise ModelUnavailable(f"{where} is invalid: image_std must be positive.")
+        return cls(shortest_edge=edge, crop=crop_hw, mean=mean, std=std)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         if image.mode != "RGB":
@@ -168,10 +194,13 @@ class ClipEncoder:
         self._device_request = device
         self._allow_pickle = allow_pickle
         config = _read_config(folder)
-        vision = config.get("vision_config", {})
-        self.dim = int(config.get("projection_dim", 512))
-        self.image_size = int(vision.get("image_size", 224))
-        self._init_logit_scale = float(config.get("logit_scale_init_value", math.log(100.0)))
+        where = f"The model's config.json in {folder}"
+        self.dim = _positive_int(config.get("projection_dim", 512), where, "projection_dim")
+        self.image_size = _positive_int(config["vision_config"].get("image_size", 224), where, "image_size")
+        init_scale = config.get("logit_scale_init_value", math.log(100.0))
+        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not math.isfinite(init_scale):
+            raise ModelUnavailable(f"{where} is invalid: logit_scale_init_value must be a number.")
+        self._init_logit_scale = float(init_scale)
         self.preprocess = Preprocessing.from_folder(folder, self.image_size)
         self._batch_size = batch_size
         self._lock = threading.Lock()
@@ -182,7 +211,8 @@ class ClipEncoder:
         self._fast_text_tried = False
         self._device: str | None = None
         self._logit_scale: float | None = None
-        _check_weights(folder, allow_pickle)
+        # Names the weights themselves, so a library notices when they are replaced.
+        self.fingerprint = _check_weights(folder, allow_pickle)
 
     @property
     def device(self) -> str:
@@ -223,7 +253,7 @@ class ClipEncoder:
                 use_safetensors=not self._allow_pickle,
                 dtype=self._dtype(),
             )
-        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise ModelUnavailable(
                 f"Cannot load the model in {self.folder}: {_first_line(exc)}"
             ) from None
@@ -291,28 +321,39 @@ class ClipEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         fast = self.fast_text()
         if fast is not None:
-            return fast.encode(texts)
-        model, tokenizer = self.text()
-        with torch.inference_mode():
-            tokens = tokenizer(
-                list(texts), padding=True, truncation=True, max_length=77, return_tensors="pt"
+            vectors = fast.encode(texts)
+        else:
+            model, tokenizer = self.text()
+            with torch.inference_mode():
+                tokens = tokenizer(
+                    list(texts), padding=True, truncation=True, max_length=77, return_tensors="pt"
+                )
+                tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+                vectors = normalise(model(**tokens).text_embeds.float().cpu().numpy())
+        if not np.isfinite(vectors).all():
+            # Nothing could match it; fp16 overflow on a GPU is the likely cause.
+            raise ModelUnavailable(
+                f"The model in {self.folder} gave a vector that is not a number for the text "
+                f"'{texts[int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])]}'"
+                + ("; try --device cpu." if self.device != "cpu" else ".")
             )
-            tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
-            out = model(**tokens).text_embeds
-            return normalise(out.float().cpu().numpy())
+        return vectors
 
     def logit_scale(self) -> float:
         if self._logit_scale is None:
-            self._logit_scale = _read_logit_scale(self.folder) or math.exp(self._init_logit_scale)
+            log_scale = _read_logit_scale(self.folder)
+            self._logit_scale = clamp_logit_scale(
+                self._init_logit_scale if log_scale is None else log_scale, self.folder
+            )
         return self._logit_scale
 
 
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
 try:  # what safetensors raises for a damaged file (it is not an OSError)
-    from safetensors import SafetensorError as _SafetensorError
+    from safetensors import SafetensorError as SafetensorError
 except ImportError:  # pragma: no cover - older safetensors
-    _SafetensorError = OSError  # type: ignore[misc,assignment]
+    SafetensorError = OSError  # type: ignore[misc,assignment]
 
 
 def _quantize_int8(model: Any) -> Any:
@@ -352,19 +393,96 @@ def _read_config(folder: Path) -> dict[str, Any]:
         raise ModelUnavailable(f"{folder} is not a model folder: it has no config.json.") from None
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"The model's config.json in {folder} is unreadable: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelUnavailable(f"The model's config.json in {folder} is invalid: it is not a JSON object.")
     if config.get("model_type") != "clip":
         raise ModelUnavailable(
             f"The model in {folder} is a '{config.get('model_type')}' model, not CLIP."
         )
+    where = f"The model's config.json in {folder}"
+    for tower in ("text_config", "vision_config"):
+        section = config.setdefault(tower, {})
+        if not isinstance(section, dict):
+            raise ModelUnavailable(f"{where} is invalid: {tower} is not a JSON object.")
+        # transformers and our text tower trust these; a string or a negative
+        # number would fail deep inside them with a traceback.
+        for key in _SIZE_KEYS:
+            if key in section:
+                _positive_int(section[key], where, f"{tower}.{key}")
     return dict(config)
 
 
-def _check_weights(folder: Path, allow_pickle: bool) -> None:
-    if any(folder.glob("*.safetensors")):
-        return
+_SIZE_KEYS = (
+    "hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+    "image_size", "patch_size", "vocab_size", "max_position_embeddings", "projection_dim",
+    "num_channels",
+)
+
+# CLIP clamps its learned temperature to 100 (log 4.6052) in training; so do we.
+MAX_LOGIT_SCALE = 100.0
+
+
+def clamp_logit_scale(log_scale: float, folder: Path) -> float:
+    """CLIP's temperature from its logarithm: finite, and at most CLIP's own cap of 100."""
+    if not math.isfinite(log_scale):
+        raise ModelUnavailable(
+            f"The model in {folder} is damaged: its logit_scale is {log_scale}, not a number."
+        )
+    return math.exp(min(log_scale, math.log(MAX_LOGIT_SCALE)))
+
+
+def _positive_int(value: Any, where: str, key: str) -> int:
+    """A size from a config file, which must be a whole number above zero."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < 1
+    ):
+        raise ModelUnavailable(f"{where} is invalid: {key} is {value!r}, not a positive whole number.")
+    return int(value)
+
+
+def _three_numbers(value: Any, where: str, key: str) -> tuple[float, float, float]:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 3
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ):
+        raise ModelUnavailable(f"{where} is invalid: {key} must be three numbers, one per colour.")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _read_processor_config(folder: Path) -> tuple[str, dict[str, Any]]:
+    """preprocessor_config.json, or the image part of processor_config.json (transformers 5)."""
+    for name, section in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"The model's {name} in {folder} is unreadable: {_first_line(exc)}") from None
+        if section is not None and isinstance(config, dict):
+            config = config.get(section, {})
+        if not isinstance(config, dict):
+            raise ModelUnavailable(f"The model's {name} in {folder} is invalid: it is not a JSON object.")
+        return name, config
+    return "preprocessor_config.json", {}
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> str:
+    """Refuse missing, pickled or damaged weights; return a fingerprint of the weights."""
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + _safetensors_fingerprint(file))
+        return digest.hexdigest()[:32]
     if any(folder.glob("*.bin")):
         if allow_pickle:
-            return
+            return "pickle:" + ",".join(f"{f.name}:{f.stat().st_size}" for f in sorted(folder.glob("*.bin")))
         raise ModelUnavailable(
             f"The model in {folder} has only pickle (.bin) weights, which can run code when "
             "loaded. Convert it to safetensors, or pass --allow-pickle if you trust it."
@@ -372,8 +490,60 @@ def _check_weights(folder: Path, allow_pickle: bool) -> None:
     raise ModelUnavailable(f"The model folder {folder} has no weights (*.safetensors).")
 
 
+# How much of each end of a weights file the fingerprint reads: enough to see
+# replaced weights (the header and the first and last tensors), cheap for 1 GB.
+_FINGERPRINT_BYTES = 1 << 20
+_MAX_HEADER = 100 << 20  # safetensors' own limit on its JSON header
+
+
+def _safetensors_fingerprint(file: Path) -> bytes:
+    """Check a safetensors file's header against its size; hash its size, header and ends."""
+
+    def damaged(why: str) -> ModelUnavailable:
+        return ModelUnavailable(
+            f"Cannot load the model in {file.parent}: its weights file {file.name} is damaged ({why}); "
+            "download or save it again."
+        )
+
+    try:
+        with open(file, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise damaged("it is too short to hold any weights")
+            header_len = int.from_bytes(prefix, "little")
+            if header_len > min(_MAX_HEADER, size - 8):
+                raise damaged("it is cut short inside its header")
+            header = handle.read(header_len)
+            try:
+                tensors = json.loads(header)
+            except ValueError:
+                raise damaged("its header is not valid") from None
+            if not isinstance(tensors, dict):
+                raise damaged("its header is not valid")
+            data_len = size - 8 - header_len
+            end = 0
+            for name, entry in tensors.items():
+                if name == "__metadata__":
+                    continue
+                offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+                if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+                    raise damaged("its header is not valid")
+                end = max(end, offsets[1])
+            if end == 0:
+                raise damaged("it holds no weights")
+            if end > data_len:
+                raise damaged(f"it is cut short: {data_len} of {end} bytes of weights are there")
+            head = handle.read(_FINGERPRINT_BYTES)
+            handle.seek(max(8 + header_len, size - _FINGERPRINT_BYTES))
+            tail = handle.read(_FINGERPRINT_BYTES)
+    except OSError as exc:
+        raise ModelUnavailable(f"Cannot read the model's weights file {file}: {exc.strerror or exc}") from None
+    return hashlib.sha256(b"%d\0" % size + header + head + tail).digest()
+
+
 def _read_logit_scale(folder: Path) -> float | None:
-    """The trained temperature, read straight from the weights without loading the model."""
+    """The trained log-temperature, read straight from the weights without loading the model."""
     from safetensors import safe_open
 
     files = sorted(folder.glob("*.safetensors"))
@@ -388,7 +558,7 @@ def _read_logit_scale(folder: Path) -> float | None:
         try:
             with safe_open(str(file), framework="np") as handle:
                 if "logit_scale" in handle.keys():  # noqa: SIM118 (safe_open has no __contains__)
-                    return float(math.exp(float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])))
-        except (OSError, ValueError, RuntimeError, _SafetensorError):
+                    return float(np.asarray(handle.get_tensor("logit_scale")).reshape(-1)[0])
+        except (OSError, ValueError, RuntimeError, SafetensorError):
             continue
     return None

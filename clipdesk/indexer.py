@@ -15,15 +15,16 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from .encoder import Encoder
-from .errors import ImageUnreadable
+from .encoder import Encoder, encode_checked, model_fingerprint
+from .errors import ImageUnreadable, LibraryError
 from .imaging import ImageInfo, open_image
 from .paths import FolderSet, display, folder_holding, is_within
 from .safefile import open_regular
@@ -32,6 +33,8 @@ from .store import FailedFile, ImageState, NewImage, Store
 
 HASH_CHUNK = 1 << 20
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports within a batch
+# Files of known content (moved, touched, copies) written per transaction.
+KNOWN_PER_WRITE = 256
 # On the CPU, decode threads run below the model's threads: the model's threads
 # wait for each other at every layer, so preempting one for a decode stalls both;
 # decoding then fills the gaps. It also keeps background indexing from making the
@@ -123,8 +126,9 @@ class _Plan:
     ) -> None:
         """Plan one file. `failure` finds an earlier failure of it, to skip it if it is
         unchanged since; None reads it whatever it looks like (a rehash)."""
-        if failure is not None and state is not None and _same_file(state, stat):
+        if failure is not None and _unchanged(state, stat):
             report.unchanged += 1
+            assert state is not None
             if state.ctime_ns is None or state.inode is None:
                 self.identities.append((state.id, stat.ctime_ns, stat.inode))
             return
@@ -147,6 +151,85 @@ class Prepared:
     info: ImageInfo | None = None
     error: str | None = None
     gone: bool = False  # the file was deleted after the scan found it
+
+
+@dataclass
+class _Run:
+    """One pass of the pipeline: its report, and the photos that left a path during it."""
+
+    report: IndexReport
+    start: float
+    total: int
+    missing: dict[str, ImageState]  # indexed images whose files are gone, by path
+    moved_away: dict[str, ImageState] = field(init=False)  # the same, by content hash
+    claimed: set[int] = field(default_factory=set)  # missing images found again elsewhere
+    lasting: list[Prepared] = field(default_factory=list)  # failures to remember
+
+    def __post_init__(self) -> None:
+        self.moved_away = {}
+        for state in self.missing.values():
+            self.moved_away.setdefault(state.hash, state)
+
+
+class _HeldContent:
+    """Answers "does the library hold this content?" on decode threads, by the hash index.
+
+    Each thread asks through a read connection of its own (a Store serves one
+    thread), so a change costs a lookup per file, not a read of every hash.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._opened: list[Store] = []
+        self._lock = threading.Lock()
+
+    def has(self, digest: str) -> bool:
+        try:
+            return self._reader().holds_hash(digest)
+        except LibraryError:
+            return False  # then the file is decoded and encoded: slower, never wrong
+
+    def _reader(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self._path, create=False)
+            self._local.store = store
+            with self._lock:
+                self._opened.append(store)
+        return store
+
+    def __enter__(self) -> _HeldContent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the readers; call once the threads that used them are done."""
+        for store in self._opened:
+            store.close()
+        self._opened.clear()
+
+
+def _nothing_held(digest: str) -> bool:
+    return False
+
+
+def _unchanged(state: ImageState | None, stat: FileStat) -> bool:
+    """Whether a file is as it was indexed: size and mtime, and ctime and inode where
+    known (an edit that restores the mtime still changes the ctime; a replace by
+    rename, the inode). Images indexed before these were kept are judged by size and
+    mtime alone, so upgrading a library never re-encodes it."""
+    return (
+        state is not None
+        and state.size == stat.size
+        and state.mtime_ns == stat.mtime_ns
+        and state.ctime_ns in (None, stat.ctime_ns)
+        and state.inode in (None, stat.inode)
+    )
+
+
+def _facts(file: FileStat | FailedFile) -> tuple[int, int, int, int]:
+    """What says a file changed: any difference means it must be read again."""
+    return file.size, file.mtime_ns, file.ctime_ns, file.inode
 
 
 def hash_handle(handle: BinaryIO) -> tuple[str, int]:
@@ -202,7 +285,7 @@ class Indexer:
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
-        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex)
+        store.bind_model(encoder.model_id, encoder.dim, reindex=reindex, fingerprint=model_fingerprint(encoder))
 
     # -- planning -----------------------------------------------------------
 
@@ -215,57 +298,47 @@ class Indexer:
         missing: dict[str, ImageState] = {}
         self._emit("scanning", 0, 0, None, report, start)
         for root in roots:
-            if not os.path.isdir(root):
-                # A folder that is not there (an unplugged drive) must not lose its index.
-                report.failed.append(Failure(root, "folder not found; its photos were kept"))
-                continue
-            folder = self.store.add_folder(root)
-            known = {
-                p: s for p, s in self.store.image_states(folder.id).items() if is_within(p, root)
-            }
-            if known and _is_empty_dir(root):
-                # An unmounted drive or share leaves its mount point behind, empty: that
-                # must not cost the index. (A folder the user emptied still has its
-                # photos dropped when the watcher sees them go, or by `forget`.)
-                report.failed.append(
-                    Failure(
-                        root,
-                        f"folder is empty (an unmounted drive or share?); its {len(known)} photos "
-                        "were kept. `clipdesk forget` drops them.",
-                    )
-                )
-                continue
-            unreadable: dict[str, str] = {}
-            failures = {
-                p: f for p, f in self.store.failures(folder.id).items() if is_within(p, root)
-            }
-
-            def failure(path: str, failures: dict[str, FailedFile] = failures) -> FailedFile | None:
-                return failures.pop(path, None)
-
-            for stat in scan(root, on_error=unreadable.__setitem__):
-                plan.add(stat, folder.id, known.pop(stat.path, None), report, failure)
-            missing.update(_keep_unreadable(known, unreadable, report))
-            # Failed files no longer there (unless behind a folder that could not be read).
-            behind = FolderSet(unreadable)
-            stale_failures += [p for p in failures if not behind.holds(p)]
+            stale_failures += self._plan_folder(root, missing, report, plan)
         self._record_plan(plan, stale_failures)
         self._run(plan.jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
 
-    def index_files(self, stats: Iterable[FileStat], folder_id: int) -> IndexReport:
-        """Bring specific files up to date (for a watcher that knows what changed)."""
-        start = time.monotonic()
-        report = IndexReport()
-        plan = _Plan()
-        states = self.store.image_states(folder_id)
-        for stat in stats:
-            plan.add(stat, folder_id, states.get(stat.path), report, self.store.failure)
-        self._record_plan(plan)
-        self._run(plan.jobs, {}, report, start)
-        report.seconds = time.monotonic() - start
-        return report
+    def _plan_folder(
+        self, root: str, missing: dict[str, ImageState], report: IndexReport, plan: _Plan
+    ) -> list[str]:
+        """Scan a whole folder against what the library holds for it (bulk work); returns
+        the files that failed before and are no longer there."""
+        if not os.path.isdir(root):
+            # A folder that is not there (an unplugged drive) must not lose its index.
+            report.failed.append(Failure(root, "folder not found; its photos were kept"))
+            return []
+        folder = self.store.add_folder(root)
+        known = {p: s for p, s in self.store.image_states(folder.id).items() if is_within(p, root)}
+        if known and _is_empty_dir(root):
+            # An unmounted drive or share leaves its mount point behind, empty: that
+            # must not cost the index. (A folder the user emptied still has its
+            # photos dropped when the watcher sees them go, or by `forget`.)
+            report.failed.append(
+                Failure(
+                    root,
+                    f"folder is empty (an unmounted drive or share?); its {len(known)} photos "
+                    "were kept. `clipdesk forget` drops them.",
+                )
+            )
+            return []
+        unreadable: dict[str, str] = {}
+        failures = {p: f for p, f in self.store.failures(folder.id).items() if is_within(p, root)}
+
+        def failure(path: str) -> FailedFile | None:
+            return failures.pop(path, None)
+
+        for stat in scan(root, on_error=unreadable.__setitem__):
+            plan.add(stat, folder.id, known.pop(stat.path, None), report, failure)
+        missing.update(_keep_unreadable(known, unreadable, report))
+        # Failed files no longer there (unless behind a folder that could not be read).
+        behind = FolderSet(unreadable)
+        return [p for p in failures if not behind.holds(p)]
 
     def index_changes(
         self, changed: Iterable[str], gone: Iterable[str] = (), *, rehash: bool = False
@@ -276,36 +349,23 @@ class Indexer:
         deleted or moved away. A photo that left a `gone` path and turns up among
         `changed` keeps its vector (matched by content hash, no re-encode). Paths
         outside the library's folders are ignored. With `rehash`, files that look
-        unchanged, or that failed before and look the same, are read and hashed again too.
+        unchanged, or that failed before and look the same, are read and hashed again too. The library is read
+        through its indexes, so the cost follows the change, not the library's size.
         """
         start = time.monotonic()
         report = IndexReport()
-        folders = {folder.path: folder for folder in self.store.folders()}
-        states: dict[int, dict[str, ImageState]] = {}
-
-        def folder_of(path: str) -> int | None:
+        folders = {folder.path: folder.id for folder in self.store.folder_roots()}
+        gone_paths = {p.rstrip(os.sep) or os.sep for p in gone}
+        missing = self._missing_below(p for p in gone_paths if folder_holding(p, folders))
+        changed_in: dict[str, int] = {}
+        for path in changed:
             holder = folder_holding(path, folders)
-            if holder is None:
-                return None
-            best = folders[holder]
-            if best.id not in states:
-                states[best.id] = self.store.image_states(best.id)
-            return best.id
-
-        missing: dict[str, ImageState] = {}
-        gone = list(gone)
-        gone_set = FolderSet(gone)
-        for gone_folder in {f for f in map(folder_of, gone) if f is not None}:
-            for path, known in states[gone_folder].items():
-                if gone_set.holds(path) and is_gone(path):
-                    missing[path] = known
+            if holder is not None:
+                changed_in[path] = folders[holder]
+        known = self.store.images_at(changed_in)
         plan = _Plan()
-        for path in dict.fromkeys(changed):
-            folder_id = folder_of(path)
-            if folder_id is None:
-                continue
-            state = states[folder_id].get(path)
-            stat = stat_file(path)
+        for path, folder_id in changed_in.items():
+            state, stat = known.get(path), stat_file(path)
             if stat is None:
                 if state is not None and is_gone(path):
                     missing[path] = state
@@ -316,6 +376,15 @@ class Indexer:
         self._run(plan.jobs, missing, report, start)
         report.seconds = time.monotonic() - start
         return report
+
+    def _missing_below(self, gone: Iterable[str]) -> dict[str, ImageState]:
+        """Indexed images at or below these paths whose files are really gone."""
+        missing = {}
+        for path in gone:
+            for state in self.store.images_under(path):
+                if is_gone(state.path):
+                    missing[state.path] = state
+        return missing
 
     def _record_plan(self, plan: _Plan, stale_failures: Sequence[str] = ()) -> None:
         """Write what planning learnt without reading a file: ctime and inode of images
@@ -330,91 +399,91 @@ class Indexer:
     def _run(
         self, jobs: list[Job], missing: dict[str, ImageState], report: IndexReport, start: float
     ) -> None:
-        known_hashes = self.store.hash_index()
-        claimed: set[int] = set()  # missing images found again under a new path
-        lasting: list[Prepared] = []  # failures to remember
-        missing_by_hash: dict[str, ImageState] = {}
-        for state in missing.values():
-            missing_by_hash.setdefault(state.hash, state)
-        total = len(jobs)
-        done = 0
-        batch: list[Prepared] = []
-        pending_writes: list[Prepared] = []
-        batch_size = max(1, self.encoder.batch_size)
-        lookahead = max(2 * batch_size, 4 * self.workers)
-        self._emit("indexing", 0, total, None, report, start)
-
-        on_cpu = getattr(self.encoder, "device", "cpu") == "cpu"
-        with ThreadPoolExecutor(
-            self.workers,
-            thread_name_prefix="clipdesk-decode",
-            initializer=_lower_priority if on_cpu else None,
-        ) as pool:
-            queue: deque[Future[Prepared]] = deque()
-            todo = iter(jobs)
-
-            def refill() -> None:
-                while len(queue) < lookahead:
-                    job = next(todo, None)
-                    if job is None:
-                        return
-                    queue.append(pool.submit(self._prepare, job, known_hashes))
-
-            refill()
-            last_emit = 0.0
-            while queue:
-                if self.cancel.is_set():
-                    for future in queue:
-                        future.cancel()
-                    report.cancelled = True
-                    break
-                prepared = queue.popleft().result()
-                refill()
-                done += 1
-                if prepared.gone and prepared.job.existing is not None:
-                    # An indexed photo deleted since the scan: removed with the missing ones.
-                    missing[prepared.job.stat.path] = prepared.job.existing
-                elif prepared.error is not None:
-                    report.failed.append(Failure(prepared.job.stat.path, prepared.error))
-                    if prepared.hash:
-                        # Read but unusable (not an image, damaged, empty): it stays so
-                        # until the file changes. Read errors may pass; they are retried.
-                        lasting.append(prepared)
-                elif prepared.pixels is None:
-                    pending_writes.append(prepared)
-                else:
-                    batch.append(prepared)
-                if len(batch) >= batch_size:
-                    self._flush(batch, pending_writes, missing_by_hash, known_hashes, claimed, report)
-                    batch, pending_writes = [], []
-                    last_emit = 0.0  # always report a committed batch
-                    if self.between_batches is not None:
-                        self.between_batches()
-                elif len(pending_writes) >= 256:
-                    self._flush([], pending_writes, missing_by_hash, known_hashes, claimed, report)
-                    pending_writes = []
-                now = time.monotonic()
-                if now - last_emit > PROGRESS_INTERVAL:
-                    last_emit = now
-                    self._emit("indexing", done, total, prepared.job.stat.path, report, start)
-        self._flush(batch, pending_writes, missing_by_hash, known_hashes, claimed, report)
-        if lasting:
+        """Read, encode and write the jobs; then drop the missing images nobody claimed."""
+        run = _Run(report, start, len(jobs), missing)
+        self._emit("indexing", 0, run.total, None, report, start)
+        with _HeldContent(self.store.path) as held, self._decoders() as pool:
+            done = self._write_all(self._prepared(jobs, pool, held, report), run)
+        if run.lasting:
             with self.store.write():
-                for item in lasting:
+                for item in run.lasting:
                     stat = item.job.stat
                     self.store.record_failure(
                         item.job.folder_id,
                         FailedFile(stat.path, *_facts(stat), reason=item.error or ""),
                     )
         if not report.cancelled:
-            gone = [s.id for s in missing.values() if s.id not in claimed]
+            gone = [s.id for s in missing.values() if s.id not in run.claimed]
             with self.store.write():
                 self.store.delete_images(gone)
             report.removed += len(gone)
-        self._emit("done", done, total, None, report, start)
+        self._emit("done", done, run.total, None, report, start)
 
-    def _prepare(self, job: Job, known_hashes: dict[str, int]) -> Prepared:
-        """Runs on a worker thread: read once, hash, and decode only if the content is new."""
+    def _decoders(self) -> ThreadPoolExecutor:
+        on_cpu = getattr(self.encoder, "device", "cpu") == "cpu"
+        return ThreadPoolExecutor(
+            self.workers,
+            thread_name_prefix="clipdesk-decode",
+            initializer=_lower_priority if on_cpu else None,
+        )
+
+    def _prepared(
+        self, jobs: list[Job], pool: ThreadPoolExecutor, held: _HeldContent, report: IndexReport
+    ) -> Iterator[Prepared]:
+        """The jobs prepared on the pool, in order, a bounded number ahead; stops when cancelled."""
+        lookahead = max(2 * max(1, self.encoder.batch_size), 4 * self.workers)
+        queue: deque[Future[Prepared]] = deque()
+        todo = iter(jobs)
+        while True:
+            while len(queue) < lookahead and (job := next(todo, None)) is not None:
+                queue.append(pool.submit(self._prepare, job, held.has))
+            if not queue:
+                return
+            if self.cancel.is_set():
+                for future in queue:
+                    future.cancel()
+                report.cancelled = True
+                return
+            yield queue.popleft().result()
+
+    def _write_all(self, prepared: Iterable[Prepared], run: _Run) -> int:
+        """Encode and write prepared files in batches; returns how many were handled."""
+        batch_size = max(1, self.encoder.batch_size)
+        batch: list[Prepared] = []  # to encode
+        known: list[Prepared] = []  # content the library holds a vector for
+        done, last_emit = 0, 0.0
+        for item in prepared:
+            done += 1
+            if item.gone and item.job.existing is not None:
+                # An indexed photo deleted since the scan: removed with the missing ones.
+                run.missing[item.job.stat.path] = item.job.existing
+            elif item.error is not None:
+                run.report.failed.append(Failure(item.job.stat.path, item.error))
+                if item.hash:
+                    # Read but unusable (not an image, damaged, empty): it stays so
+                    # until the file changes. Read errors may pass; they are retried.
+                    run.lasting.append(item)
+            else:
+                (known if item.pixels is None else batch).append(item)
+            if len(batch) >= batch_size or len(known) >= KNOWN_PER_WRITE:
+                self._flush(batch, known, run)
+                if batch:
+                    last_emit = 0.0  # always report a committed batch
+                    if self.between_batches is not None:
+                        self.between_batches()
+                batch, known = [], []
+            now = time.monotonic()
+            if now - last_emit > PROGRESS_INTERVAL:
+                last_emit = now
+                self._emit("indexing", done, run.total, item.job.stat.path, run.report, run.start)
+        self._flush(batch, known, run)
+        return done
+
+    def _prepare(self, job: Job, is_held: Callable[[str], bool]) -> Prepared:
+        """Runs on a worker thread: read once, hash, and decode only if the content is new.
+
+        `is_held(hash)` says whether the library already has a vector for that content.
+        """
         path = job.stat.path
         try:
             # Never the whole file in memory: hashed in chunks, decoded from the file.
@@ -424,7 +493,7 @@ class Indexer:
                 mtime_ns = before.st_mtime_ns
                 if job.existing is not None and job.existing.hash == digest:
                     return Prepared(job, digest, size, mtime_ns)
-                if digest in known_hashes:
+                if is_held(digest):
                     return Prepared(job, digest, size, mtime_ns)
                 if not size:
                     return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
@@ -454,7 +523,7 @@ class Indexer:
         if not batch:
             return []
         try:
-            vectors = self.encoder.encode_pixels(np.stack([p.pixels for p in batch]))  # type: ignore[misc]
+            vectors = encode_checked(self.encoder, np.stack([p.pixels for p in batch]))  # type: ignore[misc]
             report.encoded += len(batch)
             return list(zip(batch, vectors))
         except (RuntimeError, ValueError):
@@ -462,7 +531,7 @@ class Indexer:
             out = []
             for item in batch:
                 try:
-                    vector = self.encoder.encode_pixels(item.pixels[None])[0]  # type: ignore[index]
+                    vector = encode_checked(self.encoder, item.pixels[None])[0]  # type: ignore[index]
                 except (RuntimeError, ValueError) as exc:
                     report.failed.append(Failure(item.job.stat.path, f"model failed on this image: {exc}"))
                     continue
@@ -470,98 +539,87 @@ class Indexer:
                 out.append((item, vector))
             return out
 
-    def _flush(
-        self,
-        batch: list[Prepared],
-        writes: list[Prepared],
-        missing_by_hash: dict[str, ImageState],
-        known_hashes: dict[str, int],
-        claimed: set[int],
-        report: IndexReport,
-    ) -> None:
-        encoded = self._encode(batch, report)
-        if not encoded and not writes:
+    def _flush(self, batch: list[Prepared], known: list[Prepared], run: _Run) -> None:
+        """Encode a batch and write it, with the files of known content, in one transaction."""
+        encoded = self._encode(batch, run.report)
+        if not encoded and not known:
             return
         with self.store.write():
-            for item in writes:
-                self._write_known_content(item, missing_by_hash, known_hashes, claimed, report)
+            for item in known:
+                self._write_known_content(item, run)
             for item, vector in encoded:
                 assert item.info is not None
-                if self._save(item.job.existing, _new_image(item, item.info), vector):
-                    report.indexed += 1
+                if self._write_image(item, item.info, vector):
+                    run.report.indexed += 1
 
-    def _save(self, existing: ImageState | None, record: NewImage, vector: np.ndarray) -> bool:
+    def _write_image(self, item: Prepared, info: ImageInfo, vector: np.ndarray) -> bool:
         """Write one image (the store settles races with other processes); False if
         its folder left the library meanwhile."""
-        if existing is not None:
-            return self.store.replace_image(existing.id, record, vector) is not None
+        record = _new_image(item, info)
+        if item.job.existing is not None:
+            return self.store.replace_image(item.job.existing.id, record, vector) is not None
         return self.store.insert_image(record, vector) is not None
 
-    def _write_known_content(
-        self,
-        item: Prepared,
-        missing_by_hash: dict[str, ImageState],
-        known_hashes: dict[str, int],
-        claimed: set[int],
-        report: IndexReport,
-    ) -> None:
+    def _write_known_content(self, item: Prepared, run: _Run) -> None:
         """Content we already have a vector for: touched, moved, or a copy of another photo."""
         job = item.job
-        # update_file is False when another process removed the image meanwhile:
-        # the file is then added below like any other.
-        existing = job.existing
-        if (
-            existing is not None
-            and existing.hash == item.hash
-            and self.store.update_file(
-                existing.id, job.stat.path, job.folder_id, item.size, item.mtime_ns,
-                job.stat.ctime_ns, job.stat.inode,
-            )
-        ):
-            report.unchanged += 1
+        # _update_file is False when another process removed the image meanwhile:
+        # the file is then written like a copy (or encoded) below.
+        if job.existing is not None and job.existing.hash == item.hash and self._update_file(job.existing, item):
+            run.report.unchanged += 1
             return
-        moved_from = missing_by_hash.pop(item.hash, None)
-        if moved_from is None:
-            moved_from = self._vanished_twin(item.hash, job.stat.path, claimed)
+        moved_from = self._moved_from(item, run)
         if moved_from is not None:
             if job.existing is not None:
                 self.store.delete_images([job.existing.id])
-            if self.store.update_file(
-                moved_from.id, job.stat.path, job.folder_id, item.size, item.mtime_ns,
-                job.stat.ctime_ns, job.stat.inode,
-            ):
-                claimed.add(moved_from.id)
-                report.moved += 1
+            if self._update_file(moved_from, item):
+                run.claimed.add(moved_from.id)
+                run.report.moved += 1
                 return
-        source = known_hashes.get(item.hash)
-        record = self.store.image(source) if source is not None else None
-        if record is None or record.hash != item.hash:
-            # The image we meant to copy from was changed or removed earlier in this
-            # run (contents swapped between files): find another holder of the content.
-            record = self.store.image_with_hash(item.hash)
+        self._write_copy(item, run.report)
+
+    def _update_file(self, image: ImageState, item: Prepared) -> bool:
+        """Point an image at this file (same content, so the vector stays)."""
+        stat = item.job.stat
+        return self.store.update_file(
+            image.id, stat.path, item.job.folder_id, item.size, item.mtime_ns, stat.ctime_ns, stat.inode
+        )
+
+    def _moved_from(self, item: Prepared, run: _Run) -> ImageState | None:
+        """The image this file is, moved here: one that left a path in this run, or earlier."""
+        moved_from = run.moved_away.pop(item.hash, None)
+        if moved_from is None:
+            moved_from = self._vanished_twin(item.hash, item.job.stat.path, run.claimed)
+        return moved_from
+
+    def _write_copy(self, item: Prepared, report: IndexReport) -> None:
+        """A copy of content the library holds: it shares that vector, without encoding."""
+        # Looked up now, not when the file was hashed: earlier writes in this run
+        # may have changed or removed that holder (contents swapped between files).
+        record = self.store.image_with_hash(item.hash)
         vector = self.store.vector(record.id) if record is not None else None
         if record is None or vector is None:
             encoded = self._encode_now(item, report)
             if isinstance(encoded, str):
-                report.failed.append(Failure(job.stat.path, encoded))
+                report.failed.append(Failure(item.job.stat.path, encoded))
                 return
             vector, info = encoded
         else:
             info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
-        if self._save(job.existing, _new_image(item, info), vector):
+        if self._write_image(item, info, vector):
             report.indexed += 1
 
     def _encode_now(
         self, item: Prepared, report: IndexReport
     ) -> tuple[np.ndarray, ImageInfo] | str:
         """Decode and encode one file on this thread (a rare fallback); a reason if it cannot."""
-        fresh = self._prepare(Job(item.job.stat, item.job.folder_id, None), {})
+        fresh = self._prepare(Job(item.job.stat, item.job.folder_id, None), _nothing_held)
         if fresh.error is not None:
             return fresh.error
         if fresh.hash != item.hash or fresh.pixels is None or fresh.info is None:
             return "file changed while it was being indexed; will retry"
         try:
-            vector = self.encoder.encode_pixels(fresh.pixels[None])[0]
+            vector = encode_checked(self.encoder, fresh.pixels[None])[0]
         except (RuntimeError, ValueError) as exc:
             return f"model failed on this image: {exc}"
         report.encoded += 1
@@ -575,10 +633,10 @@ class Indexer:
         a copy and deleting the original afterwards.
         """
         if self._folder_roots is None:
-            self._folder_roots = {f.id: f.path for f in self.store.folders()}
+            self._folder_roots = {f.id: f.path for f in self.store.folder_roots()}
         roots = self._folder_roots
         for state in self.store.images_with_hash(digest):
-            if state.id in claimed or state.path == path or stat_file(state.path) is not None:
+            if state.id in claimed or state.path == path or not is_gone(state.path):
                 continue
             # A photo on an unplugged drive is not gone: leave it where it is.
             if os.path.isdir(roots.get(state.folder_id, "")):
@@ -603,24 +661,6 @@ def _is_empty_dir(path: str) -> bool:
             return next(entries, None) is None
     except OSError:
         return False
-
-
-def _same_file(state: ImageState, stat: FileStat) -> bool:
-    """Whether a file is as it was indexed: size and mtime, and ctime and inode where
-    known (an edit that restores the mtime still changes the ctime; a replace by
-    rename, the inode). Images indexed before these were kept are judged by size and
-    mtime alone, so upgrading a library never re-encodes it."""
-    return (
-        state.size == stat.size
-        and state.mtime_ns == stat.mtime_ns
-        and state.ctime_ns in (None, stat.ctime_ns)
-        and state.inode in (None, stat.inode)
-    )
-
-
-def _facts(file: FileStat | FailedFile) -> tuple[int, int, int, int]:
-    """What says a file changed: any difference means it must be read again."""
-    return file.size, file.mtime_ns, file.ctime_ns, file.inode
 
 
 def _keep_unreadable(
@@ -657,14 +697,3 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         ctime_ns=item.job.stat.ctime_ns,
         inode=item.job.stat.inode,
     )
-
-
-def remove_missing(store: Store, paths: Iterable[str]) -> int:
-    """Drop images whose files are gone (for a watcher's delete events)."""
-    removed = 0
-    with store.write():
-        for path in paths:
-            removed += store.delete_image_at(path)
-    return removed
-
-

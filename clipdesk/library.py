@@ -19,12 +19,12 @@ import numpy as np
 
 from . import librarylock
 from .classify import Classification, LabelSet, classify_vectors
-from .encoder import Encoder, encode_images
+from .encoder import Encoder, encode_images, model_fingerprint
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from .hitlist import HitList
 from .imaging import open_image
 from .indexer import Indexer, IndexReport, ProgressCallback
-from .models import DEFAULT_MODEL, ModelSpec, load_encoder, parse
+from .models import DEFAULT_MODEL, EncoderOptions, ModelSpec, load_encoder, parse
 from .paths import display
 from .search import Hit, Query, Searcher, TextCache
 from .store import Folder, ModelInfo, Store, is_sqlite_file
@@ -45,6 +45,10 @@ class LibraryOptions:
     # is faster without one, searching the database directly.
     memory_index: bool = True
     int8: bool = False  # opt-in faster CPU image encoding (see ClipEncoder.int8)
+
+    def encoder_options(self) -> EncoderOptions:
+        """The part of these options that says how to run the model."""
+        return EncoderOptions(self.device, self.batch_size, self.allow_pickle, self.int8)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,14 @@ class Library:
         vector_index: VectorIndex | None = None,
     ) -> None:
         self.options = options
-        self.store = Store(options.db_path, create=create)
+        # Held shared while open, so `rebuild` cannot move the file from under an index run.
+        self._lock = librarylock.LibraryLock(Path(options.db_path))
+        self._lock.acquire_shared()
+        try:
+            self.store = Store(options.db_path, create=create)
+        except BaseException:
+            self._lock.release()
+            raise
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self.text_cache = text_cache or TextCache()
@@ -97,6 +108,7 @@ class Library:
         if self._owns_index and self.vector_index is not None:
             self.vector_index.close()  # its temporary file
         self.store.close()
+        self._lock.release()
 
     def __enter__(self) -> Library:
         return self
@@ -113,34 +125,22 @@ class Library:
         current = self.store.model()
         return parse(current.model_id if current else DEFAULT_MODEL)
 
-    def check_model(self, *, reindex: bool = False) -> ModelSpec:
-        """Refuse, before loading anything, a model that differs from the library's."""
+    def check_model(self, *, reindex: bool = False, encoder: Encoder | None = None) -> ModelSpec:
+        """Refuse a model that differs from the library's: by id before loading anything,
+        and by vector size and weights once `encoder` has read its folder."""
         spec = self.model_spec()
-        current = self.store.model()
-        if (
-            current is not None
-            and current.model_id != spec.model_id
-            and not reindex
-            and self.store.count_images() > 0
-        ):
-            raise ModelMismatch(
-                f"This library was indexed with the model '{current.model_id}', not "
-                f"'{spec.model_id}'. Leave out --model to use the library's model, or "
-                f"re-index with `clipdesk index --reindex --model {spec.model_id}`."
-            )
+        if not reindex:
+            if encoder is None:
+                self.store.check_model(spec.model_id)
+            else:
+                self.store.check_model(encoder.model_id, encoder.dim, model_fingerprint(encoder))
         return spec
 
     @property
     def encoder(self) -> Encoder:
         with self._encoder_lock:
             if self._encoder is None:
-                self._encoder = load_encoder(
-                    self.check_model(reindex=True),
-                    device=self.options.device,
-                    batch_size=self.options.batch_size,
-                    allow_pickle=self.options.allow_pickle,
-                    int8=self.options.int8,
-                )
+                self._encoder = load_encoder(self.check_model(reindex=True), self.options.encoder_options())
             return self._encoder
 
     # -- indexing -----------------------------------------------------------
@@ -156,6 +156,10 @@ class Library:
         """Add folders (or, with none given, every known folder) and bring them up to date."""
         self.check_model(reindex=reindex)
         check_folders(paths)
+        unusable = self.store.unusable_vectors()
+        if unusable:
+            # Vectors that are not numbers (written before they were checked): encode those photos again.
+            self.store.mark_for_encoding(unusable)
         roots = [real_path(p) for p in paths] or [f.path for f in self.store.folders()]
         indexer = Indexer(
             self.store,
@@ -182,7 +186,8 @@ class Library:
     # -- search and classification ------------------------------------------
 
     def searcher(self) -> Searcher:
-        self.check_model()
+        self.check_model()  # before loading: a different model is refused at once
+        self.check_model(encoder=self.encoder)
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
     def all_photos(self, order: PhotoOrder = "name") -> HitList:
@@ -209,7 +214,11 @@ class Library:
         ok: list[int] = []
         out: list[ClassifiedImage] = [ClassifiedImage(p, None, None) for p in paths]
         searcher = Searcher(self.store, self.encoder, self.text_cache)
-        use_library = self.store.model() == ModelInfo(self.encoder.model_id, self.encoder.dim)
+        try:  # the library's vectors serve only if this very model (and weights) made them
+            self.check_model(encoder=self.encoder)
+            use_library = self.store.model() == ModelInfo(self.encoder.model_id, self.encoder.dim)
+        except ModelMismatch:
+            use_library = False
         for index, path in enumerate(paths):
             try:
                 if not os.path.exists(path):
@@ -219,6 +228,8 @@ class Library:
                 else:
                     image, _ = open_image(path, min_side=self.encoder.image_size)
                     vector = encode_images(self.encoder, [image])[0]
+                if not np.isfinite(vector).all():
+                    raise ClipdeskError(f"{path}: the model gave no usable vector for this image (not a number).")
             except ImageUnreadable as exc:
                 # The library lookup names the file by its real path; name it as given.
                 reason = str(exc).removeprefix(f"{display(real_path(path))}: ")

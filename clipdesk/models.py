@@ -105,23 +105,38 @@ def _offline_message(model_id: str, why: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class EncoderOptions:
+    """How to run a model: the one record every caller of load_encoder fills in."""
+
+    device: str = "auto"
+    batch_size: int | None = None
+    allow_pickle: bool = False
+    int8: bool = False  # opt-in faster CPU image encoding (see ClipEncoder.int8)
+
+
 def load_encoder(
     spec: str | ModelSpec,
+    options: EncoderOptions = EncoderOptions(),
     *,
-    device: str = "auto",
-    batch_size: int | None = None,
-    allow_pickle: bool = False,
     progress: Any = None,
-    int8: bool = False,
 ) -> Encoder:
-    """An encoder for a model id or folder; weights load lazily on first encode."""
+    """An encoder for a model id or folder; weights load lazily on first encode.
+
+    `progress` is a tqdm-compatible class for download bars. The test encoders are
+    imported only when asked for by id, so the product never loads them otherwise.
+    """
     parsed = parse(spec) if isinstance(spec, str) else spec
     if parsed.model_id.startswith(TEST_PREFIX):
         from .testing.colours import test_encoder
 
         return test_encoder(parsed.model_id)
-    folder = parsed.folder or fetch(parsed.model_id, allow_pickle=allow_pickle, progress=progress)
+    folder = parsed.folder or fetch(parsed.model_id, allow_pickle=options.allow_pickle, progress=progress)
     return ClipEncoder(
-        folder, parsed.model_id, device=device, batch_size=batch_size, allow_pickle=allow_pickle,
-        int8=int8,
+        folder,
+        parsed.model_id,
+        device=options.device,
+        batch_size=options.batch_size,
+        allow_pickle=options.allow_pickle,
+        int8=options.int8,
     )

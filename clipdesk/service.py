@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
-from .encoder import Encoder
+from .encoder import Encoder, model_fingerprint
 from .errors import ClipdeskError, ModelUnavailable
 from .events import (
     ChangesQueued,
@@ -550,22 +550,14 @@ class IndexService:
         try:
             spec = library.check_model(reindex=self._reindex)
             encoder = self._injected or load_encoder(
-                spec,
-                device=self.options.device,
-                batch_size=self.options.batch_size,
-                allow_pickle=self.options.allow_pickle,
-                progress=self._download_bar(),
+                spec, self.options.encoder_options(), progress=self._download_bar()
             )
-            current = library.store.model()
-            if self._reindex and current is not None and current.model_id != encoder.model_id:
+            if self._reindex and library.store.model() is not None:
                 # Vectors of two models never mix: the old ones go, every photo is encoded again.
-                library.store.bind_model(encoder.model_id, encoder.dim, reindex=True)
-                current = library.store.model()
-            if current is not None and current.model_id != encoder.model_id:
-                raise ClipdeskError(
-                    f"This library was indexed with the model '{current.model_id}', not "
-                    f"'{encoder.model_id}'; re-index it with `clipdesk index --reindex`."
+                library.store.bind_model(
+                    encoder.model_id, encoder.dim, reindex=True, fingerprint=model_fingerprint(encoder)
                 )
+            library.check_model(encoder=encoder)
         except ClipdeskError as exc:
             self._model_error = str(exc)
             self._emit(ModelFailed(str(exc)))

@@ -8,10 +8,11 @@ load extensions everywhere, unlike the system Python's sqlite3 on many machines.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ BUSY_TIMEOUT_MS = 15_000
 # sqlite-vec refuses k above this in one KNN query.
 MAX_KNN = 4096
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+# meta key: what identifies the model's weights (see encoder.model_fingerprint).
+MODEL_FINGERPRINT = "model_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,7 @@ class Store:
                 self._refuse_older()
                 self.conn.execute("PRAGMA query_only = ON")
         self._vec_dim = self._read_vec_dim()
+        self._count: tuple[object, int] | None = None  # (change marker, images then)
 
     # -- connection set-up -------------------------------------------------
 
@@ -440,24 +445,58 @@ class Store:
         info = self.model()
         return info.dim if info else None
 
-    def bind_model(self, model_id: str, dim: int, *, reindex: bool = False) -> None:
+    def check_model(self, model_id: str, dim: int | None = None, fingerprint: str | None = None) -> None:
+        """The one rule for a wrong model: vectors of another model (or other weights) never mix.
+
+        Raises ModelMismatch unless the library is empty or its vectors came from this model;
+        dim and fingerprint are checked when known (once the model's folder has been read)."""
+        current = self.model()
+        if current is None:
+            return
+        stored = self.meta(MODEL_FINGERPRINT)
+        if current.model_id != model_id:
+            problem = (
+                f"This library was indexed with the model '{current.model_id}', not "
+                f"'{model_id}'. Leave out --model to use the library's model, or "
+                f"re-index with `clipdesk index --reindex --model {model_id}`."
+            )
+        elif dim is not None and dim != current.dim:
+            problem = (
+                f"The model '{model_id}' now gives vectors of size {dim}, but this library holds "
+                f"vectors of size {current.dim}: the model was replaced since it was indexed. "
+                "Restore that model, or re-index with `clipdesk index --reindex`."
+            )
+        elif fingerprint is not None and stored is not None and stored != fingerprint:
+            problem = (
+                f"The weights of the model '{model_id}' changed since this library was indexed. "
+                "Restore the old weights, or re-index with `clipdesk index --reindex`."
+            )
+        else:
+            return
+        # A library with no images yet (e.g. its first model failed to load) may switch freely.
+        if self.count_images() > 0:
+            raise ModelMismatch(problem)
+
+    def bind_model(
+        self, model_id: str, dim: int, *, reindex: bool = False, fingerprint: str | None = None
+    ) -> None:
         """Record the model for this library; refuse another unless reindex drops the old vectors."""
-        if self.model() == ModelInfo(model_id, dim):
+        if not reindex:
+            self.check_model(model_id, dim, fingerprint)
+        if self._bound_to(model_id, dim, fingerprint):
+            if fingerprint is not None and self.meta(MODEL_FINGERPRINT) is None:
+                # A library indexed before fingerprints were kept adopts its model's weights as they are now.
+                log.info("library %s: recording the weights fingerprint of %s", self.path, model_id)
+                self.set_meta(MODEL_FINGERPRINT, fingerprint)
             return
         with self.write():
-            # Decide under the write lock: another process may have bound a model and
-            # indexed with it since we looked, and its work must not be dropped.
-            current = self.model()
-            if current == ModelInfo(model_id, dim):
+            # Decide again under the write lock: another process may have bound a model
+            # and indexed with it since we looked, and its work must not be dropped.
+            if not reindex:
+                self.check_model(model_id, dim, fingerprint)
+            if self._bound_to(model_id, dim, fingerprint):
                 self._vec_dim = int(dim)
                 return
-            # A library with no images yet (e.g. its first model failed to load) may switch freely.
-            if current is not None and not reindex and self.count_images() > 0:
-                raise ModelMismatch(
-                    f"This library was indexed with the model '{current.model_id}', not "
-                    f"'{model_id}'. Use --model {current.model_id}, or re-index with "
-                    f"`clipdesk index --reindex --model {model_id}`."
-                )
             self.conn.execute("DROP TRIGGER IF EXISTS images_drop_vector")
             self.conn.execute("DROP TABLE IF EXISTS vectors")
             # Images whose vectors came from another model must be encoded again.
@@ -473,20 +512,39 @@ class Store:
             )
             self._set_meta("model_id", model_id)
             self._set_meta("model_dim", str(int(dim)))
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (MODEL_FINGERPRINT,))
+            if fingerprint is not None:
+                self._set_meta(MODEL_FINGERPRINT, fingerprint)
         self._vec_dim = int(dim)
+
+    def _bound_to(self, model_id: str, dim: int, fingerprint: str | None) -> bool:
+        """Whether this library holds vectors of this model (and these weights, where known)."""
+        stored = self.meta(MODEL_FINGERPRINT)
+        return self.model() == ModelInfo(model_id, dim) and (
+            stored is None or stored == fingerprint or fingerprint is None
+        )
 
     # -- folders ------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
+        """Every folder with its image count (callers per change: `folder_roots` skips the counts)."""
+        roots = self.folder_roots()
+        if len(roots) == 1:
+            # Every image belongs to a folder. SQLite counts a whole table from its
+            # index pages (~3 ms of CPU at a million rows, and count_images keeps
+            # the answer until the next commit); counting one folder's rows steps
+            # through each of them (~35 ms).
+            only = roots[0]
+            return [Folder(only.id, only.path, only.added_at, self.count_images(), only.watched)]
         rows = self._query(
-            "SELECT f.id, f.path, f.added_at, count(i.id), f.watched FROM folders f "
-            "LEFT JOIN images i ON i.folder_id = f.id GROUP BY f.id ORDER BY f.path"
+            "SELECT f.id, f.path, f.added_at, "
+            "(SELECT count(*) FROM images i WHERE i.folder_id = f.id), f.watched FROM folders f ORDER BY f.path"
         )
         return [Folder(r[0], from_db(r[1]), r[2], r[3], bool(r[4])) for r in rows]
 
     def unwatched_folders(self) -> set[str]:
         """Folders the user stopped watching; their photos stay searchable."""
-        return {f.path for f in self.folders() if not f.watched}
+        return {f.path for f in self.folder_roots() if not f.watched}
 
     def set_unwatched(self, paths: Iterable[str]) -> None:
         """Mark exactly these library folders as not watched (others as watched); one transaction."""
@@ -503,9 +561,14 @@ class Store:
         )
         return Folder(rows[0][0], from_db(rows[0][1]), rows[0][2], 0, bool(rows[0][3])) if rows else None
 
+    def folder_roots(self) -> list[Folder]:
+        """Every folder without its image count (which costs a pass over all images)."""
+        rows = self._query("SELECT id, path, added_at, watched FROM folders ORDER BY path")
+        return [Folder(r[0], from_db(r[1]), r[2], 0, bool(r[3])) for r in rows]
+
     def folder_containing(self, path: str) -> Folder | None:
         """The library folder that covers this path (itself or an ancestor)."""
-        folders = {folder.path: folder for folder in self.folders()}
+        folders = {folder.path: folder for folder in self.folder_roots()}
         holder = folder_holding(path, folders)
         return None if holder is None else folders[holder]
 
@@ -525,7 +588,7 @@ class Store:
                     "INSERT INTO folders(path, added_at) VALUES (?, ?)", (to_db(path), time.time())
                 )
                 new_id = self.conn.last_insert_rowid()
-                for folder in self.folders():
+                for folder in self.folder_roots():
                     if folder.id != new_id and is_within(folder.path, path):
                         for table in ("images", "failed_files"):
                             self.conn.execute(
@@ -551,9 +614,36 @@ class Store:
     # -- images -------------------------------------------------------------
 
     def image_states(self, folder_id: int) -> dict[str, ImageState]:
-        """Every image of a folder by path, for comparing with a fresh scan."""
+        """Every image of a folder by path, for comparing with a fresh scan (bulk work)."""
         rows = self._query(_STATE_SELECT + " WHERE folder_id = ?", (folder_id,))
-        return {state.path: state for state in map(_state, rows)}
+        return {from_db(r[1]): _state(r) for r in rows}
+
+    def images_at(self, paths: Iterable[str]) -> dict[str, ImageState]:
+        """The images at these paths, by path (one index lookup each: for a few changes)."""
+        keys = [to_db(p) for p in dict.fromkeys(paths)]
+        out: dict[str, ImageState] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(_STATE_SELECT + f" WHERE path IN ({marks})", chunk):
+                out[from_db(row[1])] = _state(row)
+        return out
+
+    def images_under(self, path: str) -> list[ImageState]:
+        """The image at this path and every image below it, by a range of the path index."""
+        rows = self._query(_STATE_SELECT + " WHERE path = ?", (to_db(path),))
+        below = path.rstrip(os.sep) + os.sep
+        # Every path below starts with `below`; the next character after the
+        # separator ends the range. Names that are not UTF-8 are BLOBs, which
+        # SQLite orders after all text: they get a range of their own.
+        ranges: list[tuple[str | bytes, str | bytes]] = [
+            (os.fsencode(below), os.fsencode(below[:-1] + chr(ord(os.sep) + 1)))
+        ]
+        if isinstance(to_db(below), str):
+            ranges.append((below, below[:-1] + chr(ord(os.sep) + 1)))
+        for low, high in ranges:
+            rows += self._query(_STATE_SELECT + " WHERE path >= ? AND path < ?", (low, high))
+        return [_state(r) for r in rows]
 
     def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
         """Every image's id and path: in no particular order, or oldest first.
@@ -573,12 +663,11 @@ class Store:
 
     def images_with_hash(self, digest: str) -> list[ImageState]:
         """Every image holding this content."""
-        rows = self._query(_STATE_SELECT + " WHERE hash = ?", (digest,))
-        return [_state(r) for r in rows]
+        return [_state(r) for r in self._query(_STATE_SELECT + " WHERE hash = ?", (digest,))]
 
-    def hash_index(self) -> dict[str, int]:
-        """Content hash to one image id holding it (to reuse a vector instead of encoding)."""
-        return {h: i for i, h in self._query("SELECT id, hash FROM images")}
+    def holds_hash(self, digest: str) -> bool:
+        """True if some image has this content (one lookup in the hash index)."""
+        return bool(self._query("SELECT 1 FROM images WHERE hash = ? LIMIT 1", (digest,)))
 
     def image_with_hash(self, content_hash: str) -> ImageRecord | None:
         """Some image whose content has this hash, as the database holds it now."""
@@ -605,7 +694,13 @@ class Store:
         return out
 
     def count_images(self) -> int:
-        return int(self._query("SELECT count(*) FROM images")[0][0])
+        """How many images the library holds; counted again only after a commit."""
+        # Counting visits every page of an index (~3 ms of CPU at a million photos),
+        # and a watcher asks several times per change: once per commit is enough.
+        marker = self.change_marker()
+        if self._count is None or self._count[0] != marker:
+            self._count = (marker, int(self._query("SELECT count(*) FROM images")[0][0]))
+        return self._count[1]
 
     # The writers below expect to run inside `with store.write():`.
 
@@ -761,18 +856,34 @@ class Store:
         # The images_drop_vector trigger removes their vectors too.
         self.conn.executemany("DELETE FROM images WHERE id = ?", ((i,) for i in ids))
 
-    def delete_image_at(self, path: str) -> bool:
-        cursor = self.conn.execute("DELETE FROM images WHERE path = ? RETURNING id", (to_db(path),))
-        return cursor.fetchone() is not None
-
     # -- vectors ------------------------------------------------------------
 
     def vector(self, image_id: int) -> np.ndarray | None:
+        """An image's stored vector; None if it has none or only an unusable (NaN) one."""
         rows = self._query("SELECT embedding FROM vectors WHERE image_id = ?", (image_id,))
-        return np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+        vector = np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+        return vector if vector is not None and np.isfinite(vector).all() else None
+
+    def unusable_vectors(self) -> list[int]:
+        """Images whose stored vector is not a number (NaN or infinity): search cannot find them."""
+        return [
+            int(i) for ids, vecs in self._all_vectors() for i in ids[~np.isfinite(vecs).all(axis=1)]
+        ]
+
+    def mark_for_encoding(self, ids: Sequence[int]) -> None:
+        """Make the next index encode these images again (their file facts no longer match)."""
+        with self.write():
+            self.conn.executemany(
+                "UPDATE images SET hash = '', mtime_ns = -1 WHERE id = ?", ((int(i),) for i in ids)
+            )
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (ids, vectors) in chunks, for building an in-memory index."""
+        """All usable (ids, vectors) in chunks, for building an in-memory index."""
+        for ids, vecs in self._all_vectors(batch):
+            usable = np.isfinite(vecs).all(axis=1)
+            yield (ids, vecs) if usable.all() else (ids[usable], vecs[usable])
+
+    def _all_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.vec_dim() is None:
             return
         # Reading sqlite-vec's chunk tables directly is ~25x faster than its
@@ -816,7 +927,8 @@ class Store:
                     found.append(int(image_id))
                     blobs.append(row[0])
         vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
-        return np.asarray(found, dtype=np.int64), vecs
+        usable = np.isfinite(vecs).all(axis=1)  # a NaN vector matches nothing: leave it out
+        return np.asarray(found, dtype=np.int64)[usable], vecs[usable]
 
     def vector_stamps(self) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, when each vector was written), ordered by id, to find what changed."""
@@ -856,15 +968,22 @@ class Store:
 
     def knn(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest images to a vector by cosine similarity: (image id, similarity), best first."""
-        if self.vec_dim() is None or k <= 0:
+        if self.vec_dim() is None or k <= 0 or not np.isfinite(query).all():
             return []
         k = min(k, MAX_KNN)
-        rows = self._query(
-            "SELECT image_id, distance FROM vectors WHERE embedding MATCH ? AND k = ? "
-            "ORDER BY distance",
-            (_blob(query), k),
-        )
-        return [(int(i), 1.0 - float(d)) for i, d in rows]
+        ask = k
+        while True:
+            rows = self._query(
+                "SELECT image_id, distance FROM vectors WHERE embedding MATCH ? AND k = ? "
+                "ORDER BY distance",
+                (_blob(query), ask),
+            )
+            # A vector that is not a number has no distance (sqlite-vec gives NULL, first):
+            # skip it, and ask for more so it costs no real result.
+            hits = [(int(i), 1.0 - float(d)) for i, d in rows if d is not None and math.isfinite(d)]
+            if len(hits) >= k or len(rows) < ask or ask >= MAX_KNN:
+                return hits[:k]
+            ask = min(MAX_KNN, ask + (len(rows) - len(hits)))
 
     # -- health -------------------------------------------------------------
 
@@ -889,9 +1008,15 @@ class Store:
             dupes = self._query(
                 "SELECT count(*) FROM (SELECT path FROM images GROUP BY path HAVING count(*) > 1)"
             )[0][0]
+            unusable = len(self.unusable_vectors())
         except LibraryError as exc:
             return str(exc)
         found = []
+        if unusable:
+            found.append(
+                f"{unusable} photo{'s' if unusable != 1 else ''} with a vector that is not a number "
+                "(search skips them; `clipdesk index` encodes them again)"
+            )
         if orphans:
             found.append(f"{orphans} vectors without an image")
         if missing:
@@ -906,16 +1031,16 @@ class Store:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+_IMAGE_SELECT = (
+    "SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at FROM images"
+)
+
+
 _STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash, ctime_ns, inode FROM images"
 
 
 def _state(row: tuple[Any, ...]) -> ImageState:
     return ImageState(row[0], from_db(row[1]), row[2], row[3], row[4], row[5], row[6], row[7])
-
-
-_IMAGE_SELECT = (
-    "SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at FROM images"
-)
 
 
 def _record(row: tuple[Any, ...]) -> ImageRecord:

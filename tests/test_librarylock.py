@@ -41,3 +41,14 @@ def test_file_identity_changes_when_another_file_takes_the_place(tmp_path: Path)
     assert file_identity(db) != before
     db.unlink()
     assert file_identity(db) is None
+
+
+def test_rebuild_refuses_while_a_command_has_the_library_open(tmp_path: Path) -> None:
+    from clipdesk.library import Library, LibraryOptions, rebuild
+
+    db = tmp_path / "library.db"
+    with Library(LibraryOptions(db_path=db)):  # a `clipdesk index` run, say
+        with pytest.raises(LibraryInUse, match="close it first"):
+            rebuild(db)
+        assert db.exists()
+    assert rebuild(db) is not None  # closed: now it may

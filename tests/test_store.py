@@ -78,3 +78,18 @@ def test_knn_returns_cosine_similarity_best_first(db_path: Path) -> None:
                 store.insert_image(NewImage(folder.id, f"/p/{i}", 1, 1, str(i), 1, 1, None), np.array(v, float))
         hits = store.knn(np.array([1.0, 0.0], dtype=np.float32), 3)
         assert [round(s, 3) for _, s in hits] == [1.0, 0.707, 0.0]
+
+
+def test_the_image_count_follows_this_and_other_connections(tmp_path: Path) -> None:
+    db = tmp_path / "library.db"
+    with Store(db) as first, Store(db) as second:
+        first.bind_model("m", 2)
+        folder = first.add_folder("/photos")
+        assert first.count_images() == second.count_images() == 0
+        with first.write():
+            for name in ("a.jpg", "b.jpg"):
+                first.insert_image(NewImage(folder.id, f"/photos/{name}", 1, 1, name, 1, 1, None), np.ones(2))
+        assert first.count_images() == second.count_images() == 2
+        with second.write():
+            second.delete_images([1])
+        assert first.count_images() == second.count_images() == 1

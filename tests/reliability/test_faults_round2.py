@@ -258,7 +258,7 @@ def test_a_photo_removed_by_another_process_while_it_was_touched(tmp_path: Path)
 
     def drop_it(other: Store) -> None:
         with other.write():
-            assert other.delete_image_at(str(root / "a.jpg"))
+            other.delete_images([other.images_at([str(root / "a.jpg")])[str(root / "a.jpg")].id])
 
     report = _index_with_interruption(db, root, drop_it)
     assert report.failed == [] and report.indexed == 1
