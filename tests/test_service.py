@@ -110,7 +110,8 @@ def test_new_file_becomes_searchable(make_service: Factory, photos: Path, view: 
     make_photo(photos / "new" / "purple.jpg", "purple")
     wait_for(lambda: str(photos / "new" / "purple.jpg") in view.paths(), what="new photo indexed")
     assert search(service, "purple")[0] == str(photos / "new" / "purple.jpg")
-    assert [f.state for f in service.folders()] == [FolderState.WATCHING]
+    # The photo is in the library a moment before the work item ends and the folder settles.
+    wait_for(lambda: [f.state for f in service.folders()] == [FolderState.WATCHING], what="watching again")
     assert service.folders()[0].images == 9
 
 
@@ -258,8 +259,8 @@ def test_changes_made_while_stopped_are_found_at_start(
 
 def test_polling_when_forced(make_service: Factory, photos: Path, view: View) -> None:
     service, _events = started(make_service, photos, view, 8, force_polling=True)
-    status = service.folders()[0]
-    assert status.state is FolderState.POLLING and "polling" in (status.message or "")
+    wait_for(lambda: service.folders()[0].state is FolderState.POLLING, what="polling")
+    assert "polling" in (service.folders()[0].message or "")
     make_photo(photos / "polled.png", "purple")
     (photos / "green1.jpg").rename(photos / "trip" / "green1.jpg")
     wait_for(lambda: str(photos / "polled.png") in view.paths()
@@ -289,8 +290,8 @@ def test_inotify_limit_falls_back_to_polling(
 
     monkeypatch.setattr(watcher_mod, "native_observer", Exhausted)
     service, events = started(make_service, photos, view, 8)
-    status = service.folders()[0]
-    assert status.state is FolderState.POLLING and "inotify" in (status.message or "")
+    wait_for(lambda: service.folders()[0].state is FolderState.POLLING, what="polling")
+    assert "inotify" in (service.folders()[0].message or "")
     assert any(isinstance(e, FolderChanged) and e.status.state is FolderState.POLLING
                and "max_user_watches" in (e.status.message or "") for e in events)
     make_photo(photos / "after-limit.png", "purple")
@@ -508,7 +509,8 @@ def test_unmounted_share_keeps_its_photos(
         for colour in ("red", "green", "blue", "white"):
             make_photo(share / f"{colour}.jpg", colour)
         wait_for(lambda: len(view.paths()) == 4, what="reconciled after the share came back")
-        assert service.folders()[0].state is (FolderState.POLLING if force_polling else FolderState.WATCHING)
+        settled = FolderState.POLLING if force_polling else FolderState.WATCHING
+        wait_for(lambda: service.folders()[0].state is settled, what="watched again")
     finally:
         subprocess.run(["umount", str(share)], capture_output=True, check=False)
 
