@@ -208,7 +208,7 @@ def _filter(args: argparse.Namespace) -> Filter:
 def _prepare_filter(library: Library, typed: Filter) -> Filter:
     """Check the filter's folders, and first read the facts of photos indexed before they
     were kept: a filter that silently skipped them would give a wrong answer, and reading
-    them takes file headers only (about a millisecond a photo), once."""
+    them takes file headers only (239 photos in 0.014 s from a warm disk cache), once."""
     keep = library.resolve_filter(typed)
     missing = library.undescribed(keep)
     if missing:

@@ -65,6 +65,41 @@ def _dms(degrees: float) -> tuple[float, float, float]:
     return float(whole), float(minutes), round((degrees - whole - minutes / 60) * 3600, 4)
 
 
+# -- what a photo carries ----------------------------------------------------------
+
+
+def test_facts_are_read_at_decode_and_from_the_header_alike(tmp_path: Path) -> None:
+    from clipdesk.imaging import open_image, read_info
+
+    path = make_exif_photo(tmp_path / "a.jpg", "red", taken="2019:07:14 10:00:00", offset="-05:00",
+                           make="FUJIFILM", model="X-T3", lens="XF35mmF1.4 R", gps=(-33.8568, 151.2153))
+    _, info = open_image(path, min_side=32)
+    assert info == read_info(path)
+    assert info.taken_at == "2019-07-14T10:00:00"
+    assert info.facts == Facts(
+        taken_offset="-05:00", camera_make="FUJIFILM", camera_model="X-T3", lens="XF35mmF1.4 R",
+        latitude=pytest.approx(-33.8568, abs=1e-4), longitude=pytest.approx(151.2153, abs=1e-4),
+        file_type="jpeg",
+    )
+    # The type is what the file is, not what its name says; no EXIF, no facts but the type.
+    plain = tmp_path / "really-a-png.jpg"
+    Image.new("RGB", (8, 8)).save(plain, format="PNG")
+    assert read_info(plain).facts == Facts(file_type="png")
+
+
+def test_malformed_gps_and_offsets_are_left_out(tmp_path: Path) -> None:
+    from clipdesk.imaging import read_info
+
+    exif = Image.Exif()
+    exif.get_ifd(_EXIF_IFD)[0x9011] = "local"
+    gps = exif.get_ifd(_GPS_IFD)
+    gps[1], gps[2] = "N", (95.0, 0.0, 0.0)  # no such latitude
+    gps[3], gps[4] = "E", (10.0, 0.0, 0.0)
+    path = tmp_path / "odd.jpg"
+    Image.new("RGB", (8, 8)).save(path, exif=exif)
+    assert read_info(path).facts == Facts(file_type="jpeg")
+
+
 # -- parsing and rules -----------------------------------------------------------
 
 
