@@ -356,3 +356,16 @@ def test_bad_input_is_one_line_and_status_2(
             assert result.stderr.count("\n") == 1 and result.stderr.startswith("clipdesk: ")
         assert says in result.stderr
         assert result.stdout == ""
+
+
+def test_index_describes_photos_indexed_before_facts_were_kept(
+    cli: CliRunner, camera_roll: Path, db_path: Path
+) -> None:
+    cli("--model", COLOUR_MODEL, "index", str(camera_roll))
+    with Store(db_path) as store, store.write():
+        store.conn.execute("UPDATE images SET camera_make = NULL, file_type = NULL, facts_version = NULL")
+    report = run_json(cli, "index")
+    assert isinstance(report, dict) and report["encoded"] == 0 and report["unchanged"] == 5
+    with Store(db_path) as store:
+        assert store.count_undescribed() == 0
+    assert _names(run_json(cli, "list", "--camera", "canon", "--type", "jpeg")) == ["beach.jpg"]
