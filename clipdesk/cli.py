@@ -217,7 +217,15 @@ def _prepare_filter(library: Library, typed: Filter) -> Filter:
             f"{'s' if missing != 1 else ''} indexed by an earlier clipdesk (once; nothing is re-encoded)…",
             file=sys.stderr, flush=True,
         )
-        library.describe()
+        tty = sys.stderr.isatty()
+
+        def progress(done: int, total: int) -> None:
+            if tty:  # a count in place; a pipe gets the one line above
+                print(f"\r  {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        library.describe(progress)
+        if tty:
+            print(file=sys.stderr)
     return keep
 
 

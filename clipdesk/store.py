@@ -22,8 +22,8 @@ import apsw
 import numpy as np
 
 from . import migrations
-from .facts import FACTS_VERSION, Facts
 from .errors import InternalError, LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
+from .facts import FACTS_VERSION, Facts
 from .logfile import log_path
 from .paths import default_db_path, display, folder_holding, from_db, is_within, to_db
 
