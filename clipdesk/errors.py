@@ -36,3 +36,8 @@ class ImageUnreadable(ClipdeskError):
 
 class InternalError(ClipdeskError):
     """A bug in clipdesk, not the user's doing; the message points to the log."""
+
+
+class UsageError(ClipdeskError):
+    """The command was given something that cannot work (an impossible date, a folder
+    outside the library); the command line exits with status 2, as for a bad option."""

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageUnreadable
+from .facts import Facts
 from .safefile import open_regular
 
 # Images above this many pixels are refused outright (a "decompression bomb"
@@ -106,9 +107,17 @@ _TRANSPOSE = {
 }
 
 _EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
 _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132
 _ORIENTATION = 0x0112
+_MAKE = 0x010F
+_MODEL = 0x0110
+_OFFSET_TIME = 0x9010
+_OFFSET_TIME_ORIGINAL = 0x9011
+_LENS_MAKE = 0xA433
+_LENS_MODEL = 0xA434
+_OFFSET = re.compile(r"[+-]\d\d:\d\d")
 
 
 def heif_available() -> bool:
@@ -132,11 +141,20 @@ class ImageInfo:
     width: int
     height: int
     taken_at: str | None
+    # None where not read (a copy of a photo indexed before facts were kept).
+    facts: Facts | None = None
 
 
-def _exif_datetime(image: Image.Image) -> str | None:
+def _exif(image: Image.Image) -> Image.Exif:
+    """The image's EXIF block; empty where it is malformed (that must never cost the photo)."""
     try:
-        exif = image.getexif()
+        return image.getexif()
+    except Exception:
+        return Image.Exif()
+
+
+def _exif_datetime(exif: Image.Exif) -> str | None:
+    try:
         raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
     except Exception:  # malformed EXIF must never cost the photo itself
         return None
@@ -148,12 +166,61 @@ def _exif_datetime(image: Image.Image) -> str | None:
         return None
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(exif: Image.Exif) -> int:
     try:
-        value = image.getexif().get(_ORIENTATION, 1)
+        value = exif.get(_ORIENTATION, 1)
         return int(value) if value in range(1, 9) else 1
     except Exception:
         return 1
+
+
+def _facts(exif: Image.Exif, file_type: str | None) -> Facts:
+    """Camera, lens, place and date offset from the EXIF; what is missing or malformed is None."""
+    file_type = file_type.lower() if file_type else None
+    try:
+        sub = exif.get_ifd(_EXIF_IFD)
+        gps = exif.get_ifd(_GPS_IFD)
+    except Exception:  # malformed EXIF must never cost the photo itself
+        return Facts(file_type=file_type)
+    offset = _text(sub.get(_OFFSET_TIME_ORIGINAL)) or _text(sub.get(_OFFSET_TIME))
+    lens = _text(sub.get(_LENS_MODEL))
+    lens_make = _text(sub.get(_LENS_MAKE))
+    if lens and lens_make and not lens.lower().startswith(lens_make.lower()):
+        lens = f"{lens_make} {lens}"
+    latitude = _coordinate(gps.get(2), gps.get(1), "S", 90.0)
+    longitude = _coordinate(gps.get(4), gps.get(3), "W", 180.0)
+    return Facts(
+        taken_offset=offset if offset and _OFFSET.fullmatch(offset) else None,
+        camera_make=_text(exif.get(_MAKE)),
+        camera_model=_text(exif.get(_MODEL)),
+        lens=lens or lens_make,
+        latitude=latitude if longitude is not None else None,
+        longitude=longitude if latitude is not None else None,
+        file_type=file_type,
+    )
+
+
+def _text(value: object) -> str | None:
+    """An EXIF string, trimmed of the padding cameras add; None if empty or not text."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.replace("\x00", " ").split())[:200] or None
+
+
+def _coordinate(value: object, ref: object, negative: str, limit: float) -> float | None:
+    """Degrees from EXIF's (degrees, minutes, seconds) and its N/S or E/W reference."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        return None
+    try:
+        degrees = float(value[0]) + float(value[1]) / 60 + float(value[2]) / 3600
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not math.isfinite(degrees) or degrees > limit:
+        return None
+    ref_text = _text(ref) or ""
+    return round(-degrees if ref_text.upper().startswith(negative) else degrees, 7)
 
 
 def open_image(
@@ -187,6 +254,7 @@ def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tup
     try:
         # Reads the header only: nothing is allocated for pixels until load().
         image: Image.Image = Image.open(stream)
+        file_type = image.format  # the reduced copy below no longer has one
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageUnreadable(_too_large(width, height))
@@ -201,8 +269,10 @@ def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tup
             # Reading EXIF of a PNG decodes it (its EXIF may follow the pixels), so
             # that too happens within the budget.
             image.load()
-            orientation = _orientation(image)
-            taken_at = _exif_datetime(image)
+            exif = _exif(image)
+            orientation = _orientation(exif)
+            taken_at = _exif_datetime(exif)
+            facts = _facts(exif, file_type)
             image = _rgb_reduced(image, factor)
             if orientation != 1:
                 # By our own table: the reduced copy no longer carries the EXIF block.
@@ -223,7 +293,7 @@ def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tup
         raise ImageUnreadable(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return image, ImageInfo(width=width, height=height, taken_at=taken_at)
+    return image, ImageInfo(width=width, height=height, taken_at=taken_at, facts=facts)
 
 
 def _too_large(width: int = 0, height: int = 0, *, pixels: int = 0) -> str:
@@ -390,13 +460,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def read_info(path: str | Path) -> ImageInfo:
-    """Dimensions and date of a photo without decoding its pixels."""
+    """Dimensions, date and facts of a photo from its header, without decoding its pixels.
+
+    A PNG whose EXIF follows its pixels is described without it: reading that
+    EXIF would decode the image.
+    """
     try:
         with open_regular(path) as handle, Image.open(handle) as image:
+            # Pillow would load() a PNG to find EXIF after its pixels.
+            header_only = image.format == "PNG" and "exif" not in image.info
+            exif = Image.Exif() if header_only else _exif(image)
             width, height = image.size
-            if _orientation(image) in (5, 6, 7, 8):
+            if _orientation(exif) in (5, 6, 7, 8):
                 width, height = height, width
-            return ImageInfo(width, height, _exif_datetime(image))
+            return ImageInfo(width, height, _exif_datetime(exif), _facts(exif, image.format))
     except ImageUnreadable:
         raise
     except Image.DecompressionBombError as exc:

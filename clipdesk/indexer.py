@@ -25,7 +25,8 @@ import numpy as np
 
 from .encoder import Encoder, encode_checked, model_fingerprint
 from .errors import ImageUnreadable, LibraryError
-from .imaging import ImageInfo, open_image
+from .facts import Facts
+from .imaging import ImageInfo, open_image, read_info
 from .paths import FolderSet, display, folder_holding, is_within
 from .safefile import open_regular
 from .scanner import FileStat, is_gone, scan, stat_file
@@ -301,6 +302,9 @@ class Indexer:
             stale_failures += self._plan_folder(root, missing, report, plan)
         self._record_plan(plan, stale_failures)
         self._run(plan.jobs, missing, report, start)
+        if not report.cancelled:
+            # Photos indexed before their facts were kept: read from headers, no model.
+            describe_missing(self.store, cancel=self.cancel, between_batches=self.between_batches)
         report.seconds = time.monotonic() - start
         return report
 
@@ -374,6 +378,9 @@ class Indexer:
                 plan.add(stat, folder_id, state, report, None if rehash else self.store.failure)
         self._record_plan(plan)
         self._run(plan.jobs, missing, report, start)
+        if not report.cancelled:
+            # Photos indexed before their facts were kept: read from headers, no model.
+            describe_missing(self.store, cancel=self.cancel, between_batches=self.between_batches)
         report.seconds = time.monotonic() - start
         return report
 
@@ -605,7 +612,7 @@ class Indexer:
                 return
             vector, info = encoded
         else:
-            info = ImageInfo(record.width or 0, record.height or 0, record.taken_at)
+            info = ImageInfo(record.width or 0, record.height or 0, record.taken_at, record.facts)
         if self._write_image(item, info, vector):
             report.indexed += 1
 
@@ -696,4 +703,45 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         taken_at=info.taken_at,
         ctime_ns=item.job.stat.ctime_ns,
         inode=item.job.stat.inode,
+        facts=info.facts,
     )
+
+
+DESCRIBE_PER_WRITE = 500
+
+
+def describe_missing(
+    store: Store,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    between_batches: Callable[[], None] | None = None,
+) -> int:
+    """Read the facts of photos indexed before they were kept, from their headers only
+    (no pixel decode, no model); returns how many were read. Resumable: each batch
+    is written at once, and a cancelled pass goes on where it stopped next time.
+    """
+    total = store.count_undescribed()
+    done = after = 0
+    while total and not (cancel is not None and cancel.is_set()):
+        batch = store.undescribed(after, DESCRIBE_PER_WRITE)
+        if not batch:
+            break
+        described: list[tuple[int, Facts]] = []
+        for image_id, path in batch:
+            try:
+                described.append((image_id, read_info(path).facts or Facts()))
+            except ImageUnreadable:
+                if os.path.exists(path):
+                    # Read, but nothing to tell: asked again only once the file changes.
+                    described.append((image_id, Facts()))
+                # Else gone or on an unplugged drive: read on a later pass.
+        with store.write():
+            store.set_facts(described)
+        after = batch[-1][0]
+        done += len(described)
+        if progress is not None:
+            progress(min(done, total), total)
+        if between_batches is not None:
+            between_batches()
+    return done

@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,13 +21,14 @@ from . import librarylock
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images, model_fingerprint
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
+from .filters import Filter
 from .hitlist import HitList
 from .imaging import open_image
-from .indexer import Indexer, IndexReport, ProgressCallback
+from .indexer import Indexer, IndexReport, ProgressCallback, describe_missing
 from .models import DEFAULT_MODEL, EncoderOptions, ModelSpec, load_encoder, parse
 from .paths import display
 from .search import Hit, Query, Searcher, TextCache
-from .store import Folder, ModelInfo, Store, is_sqlite_file
+from .store import Folder, ImageRecord, ModelInfo, Store, is_sqlite_file
 from .vectorindex import VectorIndex
 
 
@@ -205,6 +206,27 @@ class Library:
         if self.store.model() is None:
             raise ClipdeskError("The library is empty: index a folder first.")
         return self.searcher().search(query)
+
+    # -- filters --------------------------------------------------------------
+
+    def resolve_filter(self, keep: Filter) -> Filter:
+        """A filter as typed, with its folders as stored (absolute, symlinks resolved);
+        UsageError for a folder outside the library."""
+        resolved = keep.with_folders([real_path(f) for f in keep.folders])
+        return resolved.within_library([f.path for f in self.store.folders()])
+
+    def undescribed(self, keep: Filter) -> int:
+        """How many photos this filter cannot judge yet: indexed before their facts were kept."""
+        return self.store.count_undescribed() if keep.needs_facts() else 0
+
+    def describe(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Read the facts of photos indexed before they were kept, from headers only; how many."""
+        return describe_missing(self.store, progress=progress)
+
+    def list_photos(self, keep: Filter, limit: int | None = None) -> list[ImageRecord]:
+        """The photos a filter keeps, oldest first by date taken (else file time)."""
+        where, params = keep.sql()
+        return self.store.find(where, params, limit)
 
     def classify(
         self, paths: Sequence[str], labels: LabelSet

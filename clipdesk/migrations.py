@@ -114,10 +114,25 @@ def _v3_file_identity_and_failures(conn: apsw.Connection) -> None:
     conn.execute("CREATE INDEX failed_files_folder ON failed_files(folder_id)")
 
 
+def _v4_photo_facts(conn: apsw.Connection) -> None:
+    # What a photo's header says, for filtering. NULL facts_version: not read yet
+    # (photos indexed before); a background pass reads their headers, never pixels.
+    # A later clipdesk that reads more sets it back to NULL in its own step.
+    for column in (
+        "taken_offset TEXT", "camera_make TEXT", "camera_model TEXT", "lens TEXT",
+        "gps_lat REAL", "gps_lon REAL", "file_type TEXT", "facts_version INTEGER",
+    ):
+        conn.execute(f"ALTER TABLE images ADD COLUMN {column}")
+    # Only the photos still to read: finding none costs nothing at a million photos.
+    conn.execute("CREATE INDEX images_undescribed ON images(id) WHERE facts_version IS NULL")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "folders the user stopped watching move from meta JSON to folders.watched", _v2_watched_column),
     Step(3, "images keep their file's ctime and inode; files that failed are remembered",
          _v3_file_identity_and_failures),
+    Step(4, "images keep camera, lens, GPS, date offset and file type (read from headers later)",
+         _v4_photo_facts),
 )
 
 LATEST = STEPS[-1].version if STEPS else 1

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import migrations
 from .errors import InternalError, LibraryBusy, LibraryCorrupt, LibraryError, ModelMismatch
+from .facts import FACTS_VERSION, Facts
 from .logfile import log_path
 from .paths import default_db_path, display, folder_holding, from_db, is_within, to_db
 
@@ -35,6 +36,12 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 # meta key: what identifies the model's weights (see encoder.model_fingerprint).
 MODEL_FINGERPRINT = "model_fingerprint"
+
+# An image's date: when it was taken (EXIF), else when its file was last modified,
+# both as local time, as a camera writes them (`facts.date_taken` says the same).
+TAKEN_SQL = (
+    "coalesce(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1000000000, 'unixepoch', 'localtime'))"
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class ImageRecord:
     width: int | None
     height: int | None
     taken_at: str | None
+    facts: Facts | None = None  # None until its header has been read (see describe)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ class NewImage:
     taken_at: str | None
     ctime_ns: int | None = None
     inode: int | None = None
+    facts: Facts | None = None  # None: not known (filled in later from the header)
 
 
 @dataclass(frozen=True)
@@ -631,19 +640,8 @@ class Store:
 
     def images_under(self, path: str) -> list[ImageState]:
         """The image at this path and every image below it, by a range of the path index."""
-        rows = self._query(_STATE_SELECT + " WHERE path = ?", (to_db(path),))
-        below = path.rstrip(os.sep) + os.sep
-        # Every path below starts with `below`; the next character after the
-        # separator ends the range. Names that are not UTF-8 are BLOBs, which
-        # SQLite orders after all text: they get a range of their own.
-        ranges: list[tuple[str | bytes, str | bytes]] = [
-            (os.fsencode(below), os.fsencode(below[:-1] + chr(ord(os.sep) + 1)))
-        ]
-        if isinstance(to_db(below), str):
-            ranges.append((below, below[:-1] + chr(ord(os.sep) + 1)))
-        for low, high in ranges:
-            rows += self._query(_STATE_SELECT + " WHERE path >= ? AND path < ?", (low, high))
-        return [_state(r) for r in rows]
+        clause, params = under_sql(path)
+        return [_state(r) for r in self._query(_STATE_SELECT + f" WHERE {clause}", params)]
 
     def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
         """Every image's id and path: in no particular order, or oldest first.
@@ -651,12 +649,7 @@ class Store:
         An image's date is when it was taken (EXIF), else when its file was last
         modified, both as local time, as a camera writes them.
         """
-        order = (
-            " ORDER BY coalesce(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1000000000,"
-            " 'unixepoch', 'localtime')), path"
-            if by_date
-            else ""
-        )
+        order = f" ORDER BY {TAKEN_SQL}, path" if by_date else ""
         rows = self._query("SELECT id, path FROM images" + order)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         return ids, [from_db(r[1]) for r in rows]
@@ -716,7 +709,8 @@ class Store:
             return int(holder)
         self.conn.execute(
             "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
-            "indexed_at, ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"indexed_at, ctime_ns, inode, {_FACT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 image.folder_id,
                 path,
@@ -729,6 +723,7 @@ class Store:
                 time.time(),
                 image.ctime_ns,
                 image.inode,
+                *_fact_values(image.facts),
             ),
         )
         self._clear_failure(path)
@@ -755,7 +750,8 @@ class Store:
     def _overwrite(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
         self.conn.execute(
             "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
-            "height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ? WHERE id = ?",
+            f"height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ?, {_FACTS_SET} "
+            "WHERE id = ?",
             (
                 image.folder_id,
                 image.size,
@@ -767,6 +763,7 @@ class Store:
                 time.time(),
                 image.ctime_ns,
                 image.inode,
+                *_fact_values(image.facts),
                 image_id,
             ),
         )
@@ -810,6 +807,41 @@ class Store:
             "UPDATE images SET ctime_ns = ?, inode = ? WHERE id = ?",
             ((ctime, inode, image_id) for image_id, ctime, inode in identities),
         )
+
+    # -- photo facts and filters ---------------------------------------------
+
+    def undescribed(self, after_id: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """(id, path) of images whose header facts are not read yet, by id."""
+        rows = self._query(
+            "SELECT id, path FROM images WHERE facts_version IS NULL AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(int(r[0]), from_db(r[1])) for r in rows]
+
+    def count_undescribed(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM images WHERE facts_version IS NULL"))
+
+    def set_facts(self, described: Iterable[tuple[int, Facts]]) -> None:
+        """Record the header facts of images already in the library (their vectors stay)."""
+        self.conn.executemany(
+            f"UPDATE images SET {_FACTS_SET} WHERE id = ?",
+            ((*_fact_values(facts), image_id) for image_id, facts in described),
+        )
+
+    def matching_ids(self, where: str, params: Sequence[Any]) -> np.ndarray:
+        """The ids of the images an SQL condition over `images` keeps (see filters.Filter)."""
+        with translate_errors(str(self.path)):
+            cursor = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
+            return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+
+    def find(self, where: str, params: Sequence[Any], limit: int | None = None) -> list[ImageRecord]:
+        """The images an SQL condition keeps, oldest first by date taken (else file time)."""
+        sql = _IMAGE_SELECT + f" WHERE {where} ORDER BY {TAKEN_SQL}, path"
+        args = list(params)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_record(r) for r in self._query(sql, args)]
 
     # -- files that failed ----------------------------------------------------
 
@@ -1031,9 +1063,39 @@ class Store:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-_IMAGE_SELECT = (
-    "SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at FROM images"
+_FACT_COLUMNS = (
+    "taken_offset, camera_make, camera_model, lens, gps_lat, gps_lon, file_type, facts_version"
 )
+_FACTS_SET = ", ".join(f"{c.strip()} = ?" for c in _FACT_COLUMNS.split(","))
+
+_IMAGE_SELECT = (
+    f"SELECT id, path, folder_id, size, mtime_ns, hash, width, height, taken_at, {_FACT_COLUMNS} "
+    "FROM images"
+)
+
+
+def under_sql(path: str) -> tuple[str, list[Any]]:
+    """An SQL condition on `images.path`: this path and every path below it, as ranges of the index."""
+    below = path.rstrip(os.sep) + os.sep
+    # Every path below starts with `below`; the next character after the
+    # separator ends the range. Names that are not UTF-8 are BLOBs, which
+    # SQLite orders after all text: they get a range of their own.
+    clauses = ["path = ?", "(path >= ? AND path < ?)"]
+    params: list[Any] = [to_db(path), os.fsencode(below), os.fsencode(below[:-1] + chr(ord(os.sep) + 1))]
+    if isinstance(to_db(below), str):
+        clauses.append("(path >= ? AND path < ?)")
+        params += [below, below[:-1] + chr(ord(os.sep) + 1)]
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def _fact_values(facts: Facts | None) -> tuple[Any, ...]:
+    """The values of _FACT_COLUMNS; all NULL (to be read later) for unknown facts."""
+    if facts is None:
+        return (None,) * 8
+    return (
+        facts.taken_offset, facts.camera_make, facts.camera_model, facts.lens,
+        facts.latitude, facts.longitude, facts.file_type, FACTS_VERSION,
+    )
 
 
 _STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash, ctime_ns, inode FROM images"
@@ -1054,6 +1116,7 @@ def _record(row: tuple[Any, ...]) -> ImageRecord:
         width=row[6],
         height=row[7],
         taken_at=row[8],
+        facts=None if row[16] is None else Facts(*row[9:16]),
     )
 
 

@@ -24,7 +24,11 @@ def test_index_search_similar_classify_status_forget(cli: CliRunner, photos: Pat
     # The library remembers its model: later commands need no --model.
     hits = run_json(cli, "search", "red", "-n", "3")
     assert sorted(names(hits)) == ["red1", "red2", "red3"]
-    assert all({"path", "score"} == set(h) for h in hits)  # type: ignore[union-attr]
+    fields = {"path", "score", "taken_at", "taken_from", "camera", "width", "height", "type", "size"}
+    assert all(fields == set(h) for h in hits)  # type: ignore[union-attr]
+    red1 = next(h for h in hits if h["path"].endswith("red1.jpg"))  # type: ignore[union-attr]
+    assert (red1["width"], red1["height"], red1["type"]) == (64, 48, "jpeg")
+    assert red1["size"] == (photos / "red1.jpg").stat().st_size and red1["taken_from"] == "file"
 
     pushed = run_json(cli, "search", "a photo", "--not", "red", "-n", "8")
     assert set(names(pushed)[-3:]) == {"red1", "red2", "red3"}

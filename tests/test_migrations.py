@@ -210,3 +210,38 @@ def test_version_3_learns_ctime_and_inode_on_the_next_scan_without_encoding(
     report = run_json(cli, "index", str(photos / "home"), "--db", str(db), "--model", COLOUR_MODEL)
     assert isinstance(report, dict)
     assert report["indexed"] + len(report["failed"]) == 1, report
+
+
+def test_version_4_reads_photo_facts_from_headers_without_decoding_or_encoding(
+    v1_library: tuple[Path, Path], cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image, ImageFile
+
+    from clipdesk.indexer import describe_missing
+
+    db, photos = v1_library
+    before = _contents(db)
+    hidden = photos / "archive" / "yellow1.png"
+    hidden.rename(hidden.with_suffix(".away"))  # as on an unplugged drive
+    with Store(db) as store:
+        assert store.count_undescribed() == 6  # nothing read at the upgrade itself
+
+        def no_decoding(self: Image.Image) -> None:
+            raise AssertionError("a header read decoded pixels")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Image.Image, "load", no_decoding)
+            patched.setattr(ImageFile.ImageFile, "load", no_decoding)
+            assert describe_missing(store) == 5
+        assert store.count_undescribed() == 1  # the missing file is read on a later pass
+        record = store.image_by_path(str(photos / "home" / "red1.png"))
+        assert record is not None and record.facts is not None and record.facts.file_type == "png"
+    _assert_same(_contents(db), before)
+
+    hidden.with_suffix(".away").rename(hidden)
+    listed = cli("list", "--type", "png", "--json", "--db", str(db))
+    assert "reading the camera, place and file type of 1 photo " in listed.stderr
+    assert len(json.loads(listed.stdout)) == 6
+    _assert_same(_contents(db), before)
+    report = run_json(cli, "index", "--db", str(db))
+    assert isinstance(report, dict) and report["encoded"] == 0 and report["indexed"] == 0, report
