@@ -329,6 +329,8 @@ class ClipEncoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        from .cliptext import NumpyTextTower
+
         fast = self.fast_text()
         if fast is not None:
             vectors = fast.encode(texts)
@@ -347,7 +349,8 @@ class ClipEncoder:
             raise ModelUnavailable(
                 f"The model in {self.folder} gave a vector that is not a number for the text "
                 f"'{texts[int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])]}'"
-                + ("; try --device cpu." if self.device != "cpu" else ".")
+                # The numpy tower already runs in float32 on the CPU.
+                + ("; try --device cpu." if not isinstance(fast, NumpyTextTower) and self.device != "cpu" else ".")
             )
         return vectors
 
