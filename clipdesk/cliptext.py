@@ -19,6 +19,7 @@ import logging
 import math
 import mmap
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -159,6 +160,17 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return cast(np.ndarray, centred / np.sqrt(var + eps) * weight + bias)
 
 
+def _one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS on one thread while a text is encoded: its matrices are a few dozen rows, and
+    BLAS threads that spin for a core another process holds made a query ten times slower
+    on a busy two-core machine. Without threadpoolctl, BLAS keeps its own setting."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return nullcontext()
+    return cast(AbstractContextManager[object], threadpool_limits(1, user_api="blas"))
+
+
 class NumpyTextTower:
     """Text → L2-normalised CLIP vectors in float32 numpy on the CPU; imports no torch.
 
@@ -198,6 +210,10 @@ class NumpyTextTower:
         return out + self._w(name + ".bias") if bias else out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with _one_blas_thread():
+            return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         ids = self.spec.tokenize(texts)
         count, length = ids.shape
         # Only the rows of the tokens used: the table is most of the tower's weights.
