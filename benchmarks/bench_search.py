@@ -361,6 +361,7 @@ def text_report(result: dict[str, Any]) -> str:
             f"   (target ≤ {t['cold_share_of_import_torch']})",
             f"  imported: {', '.join(c['imported']) or 'neither torch nor transformers'};"
             f" through the torch text tower: {c['torch_tower_median_s']} s (runs {c['torch_tower_runs_s']})",
+            f"  other processes used {c['others_cores_before_each_run']} cores before each round",
         ]
     return "\n".join(lines)
 
