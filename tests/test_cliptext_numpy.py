@@ -150,3 +150,10 @@ def test_a_cold_search_imports_neither_torch_nor_transformers(
         finally:
             del os.environ["CLIPDESK_TEXT_TOWER"]
     assert [h["path"] for h in hits] == [h.path for h in expected]
+
+
+def test_without_threadpoolctl_the_tower_still_encodes(clip_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tower = NumpyTextTower.load(clip_folder)
+    expected = tower.encode(TEXTS)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # `import threadpoolctl` now fails
+    np.testing.assert_allclose(tower.encode(TEXTS), expected, atol=1e-6)
