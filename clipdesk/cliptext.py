@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import mmap
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ def _one_blas_thread() -> AbstractContextManager[object]:
 class NumpyTextTower:
     """Text → L2-normalised CLIP vectors in float32 numpy on the CPU; imports no torch.
 
-    Create with `load`; not thread-safe (callers lock).
+    Create with `load`; any thread may encode (one at a time).
     """
 
     def __init__(self, spec: TextSpec, weights: dict[str, np.ndarray]) -> None:
@@ -184,6 +185,9 @@ class NumpyTextTower:
         self.act = spec.config.get("hidden_act", "quick_gelu")
         self._mapped = weights
         self._ready: dict[str, np.ndarray] = {}
+        # One encode at a time: BLAS's thread count is per process, and two overlapping
+        # limits could restore it in the wrong order.
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, folder: Path) -> NumpyTextTower:
@@ -210,7 +214,7 @@ class NumpyTextTower:
         return out + self._w(name + ".bias") if bias else out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        with _one_blas_thread():
+        with self._lock, _one_blas_thread():
             return self._encode(texts)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
