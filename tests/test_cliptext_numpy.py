@@ -22,8 +22,9 @@ TEXTS = ["A photo of a DOG!!", "café  naïve   🐶", "", "x " * 100, "一只�
          "Ünïcödé — “quotes” and tabs\tand\nnewlines " * 5]
 
 
-def with_tokenizer_json(source: Path, into: Path, *, activation: str | None = None, half: bool = False) -> Path:
-    """A copy of the tiny CLIP with the tokenizer.json real checkpoints ship; optionally GELU or float16."""
+def with_tokenizer_json(source: Path, into: Path, *, activation: str | None = None, half: str | None = None) -> Path:
+    """A copy of the tiny CLIP with the tokenizer.json real checkpoints ship; optionally GELU,
+    or its weights saved as float16 or bfloat16."""
     from transformers import AutoTokenizer, CLIPModel
 
     into.mkdir(parents=True)
@@ -36,7 +37,9 @@ def with_tokenizer_json(source: Path, into: Path, *, activation: str | None = No
             config["text_config"]["hidden_act"] = activation
         (into / "config.json").write_text(json.dumps(config))
         if half:
-            model = CLIPModel.from_pretrained(str(into)).half()
+            import torch
+
+            model = CLIPModel.from_pretrained(str(into)).to(getattr(torch, half))
             model.save_pretrained(str(into), safe_serialization=True)
     return into
 
@@ -65,12 +68,13 @@ def assert_same_direction(a: np.ndarray, b: np.ndarray) -> None:
     assert cosines.min() >= 0.9999, cosines
 
 
-@pytest.mark.parametrize("variant", ["quick_gelu", "gelu", "float16"])
+@pytest.mark.parametrize("variant", ["quick_gelu", "gelu", "float16", "bfloat16"])
 def test_same_vectors_as_torch_and_transformers(
     variant: str, tiny_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = with_tokenizer_json(
-        tiny_clip, tmp_path / "clip", activation="gelu" if variant == "gelu" else None, half=variant == "float16"
+        tiny_clip, tmp_path / "clip", activation="gelu" if variant == "gelu" else None,
+        half=variant if "float" in variant else None,
     )
     towers = encoders(folder, monkeypatch)
     vectors = {name: encoder.encode_texts(TEXTS) for name, encoder in towers.items()}
