@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -22,10 +23,12 @@ from PIL import Image
 
 from .errors import ModelUnavailable
 
+_log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     import torch
 
-    from .cliptext import ClipTextTower
+    from .cliptext import ClipTextTower, NumpyTextTower
 
 # OpenAI CLIP's preprocessing, used when a checkpoint has no processor config.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -207,7 +210,7 @@ class ClipEncoder:
         self._vision: Any = None
         self._text: Any = None
         self._tokenizer: Any = None
-        self._fast_text: ClipTextTower | None = None
+        self._fast_text: NumpyTextTower | ClipTextTower | None = None
         self._fast_text_tried = False
         self._device: str | None = None
         self._logit_scale: float | None = None
@@ -289,15 +292,24 @@ class ClipEncoder:
                 self._text = self._load("text")
             return self._text, self._tokenizer
 
-    def fast_text(self) -> ClipTextTower | None:
-        """The text tower in plain torch (no transformers import), or None for unusual checkpoints."""
+    def fast_text(self) -> NumpyTextTower | ClipTextTower | None:
+        """The text tower without transformers, or None for unusual checkpoints: in numpy on
+        the CPU (a search then imports no torch; a query is too small to gain from a GPU),
+        else in plain torch. CLIPDESK_TEXT_TOWER=torch or =transformers picks one (tests)."""
         with self._lock:
             if not self._fast_text_tried:
                 self._fast_text_tried = True
-                if os.environ.get("CLIPDESK_TEXT_TOWER", "") != "transformers":
-                    from .cliptext import ClipTextTower
+                choice = os.environ.get("CLIPDESK_TEXT_TOWER", "")
+                if choice != "transformers":
+                    from .cliptext import ClipTextTower, NotPlainClip, NumpyTextTower
 
-                    self._fast_text = ClipTextTower.load(self.folder, self.device, self._dtype())
+                    if choice != "torch":
+                        try:
+                            self._fast_text = NumpyTextTower.load(self.folder)
+                        except NotPlainClip as exc:
+                            _log.info("text tower in torch for %s: %s", self.folder, exc)
+                    if self._fast_text is None:
+                        self._fast_text = ClipTextTower.load(self.folder, self.device, self._dtype())
             return self._fast_text
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -315,14 +327,16 @@ class ClipEncoder:
             return normalise(out.float().cpu().numpy())
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        from .cliptext import NumpyTextTower
+
         fast = self.fast_text()
         if fast is not None:
             vectors = fast.encode(texts)
         else:
+            import torch
+
             model, tokenizer = self.text()
             with torch.inference_mode():
                 tokens = tokenizer(
@@ -335,7 +349,8 @@ class ClipEncoder:
             raise ModelUnavailable(
                 f"The model in {self.folder} gave a vector that is not a number for the text "
                 f"'{texts[int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])]}'"
-                + ("; try --device cpu." if self.device != "cpu" else ".")
+                # The numpy tower already runs in float32 on the CPU.
+                + ("; try --device cpu." if not isinstance(fast, NumpyTextTower) and self.device != "cpu" else ".")
             )
         return vectors
 
