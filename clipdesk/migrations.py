@@ -114,10 +114,18 @@ def _v3_file_identity_and_failures(conn: apsw.Connection) -> None:
     conn.execute("CREATE INDEX failed_files_folder ON failed_files(folder_id)")
 
 
+def _v4_perceptual_hash(conn: apsw.Connection) -> None:
+    # A 64-bit perceptual fingerprint (see duplicates.phash), stored signed. NULL
+    # for photos indexed before: `clipdesk duplicates` computes those from the
+    # files (a small decode, no model), so nobody re-encodes a library for it.
+    conn.execute("ALTER TABLE images ADD COLUMN phash INTEGER")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "folders the user stopped watching move from meta JSON to folders.watched", _v2_watched_column),
     Step(3, "images keep their file's ctime and inode; files that failed are remembered",
          _v3_file_identity_and_failures),
+    Step(4, "images keep a perceptual fingerprint, for finding near-duplicates", _v4_perceptual_hash),
 )
 
 LATEST = STEPS[-1].version if STEPS else 1

@@ -101,6 +101,24 @@ class NewImage:
     taken_at: str | None
     ctime_ns: int | None = None
     inode: int | None = None
+    phash: int | None = None  # perceptual fingerprint (duplicates.phash); None: not computed
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What finding duplicates and choosing the one to keep need about an image."""
+
+    id: int
+    path: str
+    hash: str
+    phash: int | None
+    width: int | None
+    height: int | None
+    taken_at: str | None
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
 
 
 @dataclass(frozen=True)
@@ -716,7 +734,7 @@ class Store:
             return int(holder)
         self.conn.execute(
             "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
-            "indexed_at, ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"indexed_at, ctime_ns, inode, phash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_PHASH})",
             (
                 image.folder_id,
                 path,
@@ -729,6 +747,8 @@ class Store:
                 time.time(),
                 image.ctime_ns,
                 image.inode,
+                image.phash,
+                image.hash,
             ),
         )
         self._clear_failure(path)
@@ -755,7 +775,8 @@ class Store:
     def _overwrite(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
         self.conn.execute(
             "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
-            "height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ? WHERE id = ?",
+            f"height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ?, phash = {_PHASH} "
+            "WHERE id = ?",
             (
                 image.folder_id,
                 image.size,
@@ -767,6 +788,8 @@ class Store:
                 time.time(),
                 image.ctime_ns,
                 image.inode,
+                image.phash,
+                image.hash,
                 image_id,
             ),
         )
@@ -810,6 +833,22 @@ class Store:
             "UPDATE images SET ctime_ns = ?, inode = ? WHERE id = ?",
             ((ctime, inode, image_id) for image_id, ctime, inode in identities),
         )
+
+    # -- perceptual fingerprints (see duplicates.py) ------------------------------
+
+    def duplicate_facts(self) -> list[PhotoFacts]:
+        """Every image with what finding and ranking duplicates needs (bulk work)."""
+        rows = self._query("SELECT id, path, hash, phash, width, height, taken_at FROM images")
+        return [PhotoFacts(r[0], from_db(r[1]), *r[2:]) for r in rows]
+
+    def missing_phashes(self) -> list[tuple[int, str, str]]:
+        """(id, path, content hash) of the images without a fingerprint yet."""
+        rows = self._query("SELECT id, path, hash FROM images WHERE phash IS NULL")
+        return [(r[0], from_db(r[1]), r[2]) for r in rows]
+
+    def set_phashes(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Record (image id, fingerprint) pairs (inside `write()`)."""
+        self.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", ((h, i) for i, h in pairs))
 
     # -- files that failed ----------------------------------------------------
 
@@ -1036,6 +1075,10 @@ _IMAGE_SELECT = (
 )
 
 
+# An image written without a fingerprint (a copy of content the library holds,
+# which is not decoded) takes the one its content already has.
+_PHASH = "coalesce(?, (SELECT phash FROM images WHERE hash = ? AND phash IS NOT NULL LIMIT 1))"
+
 _STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash, ctime_ns, inode FROM images"
 
 
@@ -1068,6 +1111,7 @@ __all__ = [
     "ImageState",
     "ModelInfo",
     "NewImage",
+    "PhotoFacts",
     "Store",
     "display",
     "translate_errors",
