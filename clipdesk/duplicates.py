@@ -64,7 +64,9 @@ def phash(image: Image.Image) -> int:
     # the same thumbnail: the indexer's decode and a small one for old photos agree.
     grey = image.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX)
     pixels = np.asarray(grey, dtype=np.float64)
-    low = (_DCT @ pixels @ _DCT.T)[:_LOW, :_LOW]
+    # Rounded: in a flat image the frequencies are all zero but for float noise,
+    # which must not pick the bits.
+    low = np.round((_DCT @ pixels @ _DCT.T)[:_LOW, :_LOW], 3)
     bits = np.packbits((low > np.median(low)).ravel())
     return int(bits.view(">i8")[0])
 
@@ -118,12 +120,22 @@ def phash_pairs(
 
     def scan(top: int) -> tuple[np.ndarray, np.ndarray]:
         rows = unsigned[top : top + block_rows, None]
+        # Buffers reused block after block: allocating them costs as much as the work.
+        xor = np.empty((len(rows), block_columns), dtype=np.uint64)
+        bits = np.empty(xor.shape, dtype=np.uint8)
+        close = np.empty(xor.shape, dtype=bool)
         found_i: list[np.ndarray] = []
         found_j: list[np.ndarray] = []
         # Only the upper triangle: columns from this block's first row on.
         for left in range(top, n, block_columns):
-            bits = np.bitwise_count(rows ^ unsigned[None, left : left + block_columns])
-            i, j = np.nonzero(bits <= max_bits)
+            columns = unsigned[None, left : left + block_columns]
+            width = columns.shape[1]
+            np.bitwise_xor(rows, columns, out=xor[:, :width])
+            np.bitwise_count(xor[:, :width], out=bits[:, :width])
+            np.less_equal(bits[:, :width], max_bits, out=close[:, :width])
+            if not close[:, :width].any():  # nearly always: pairs are rare
+                continue
+            i, j = np.nonzero(close[:, :width])
             i += top
             j += left
             keep = j > i

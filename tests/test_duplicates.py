@@ -12,7 +12,7 @@ import pytest
 from conftest import COLOUR_MODEL, CliRunner, run_json
 from PIL import Image, ImageDraw
 
-from clipdesk.duplicates import DEFAULT_THRESHOLD, group_rows, make_group, near_copies
+from clipdesk.duplicates import DEFAULT_THRESHOLD, group_rows, hamming, make_group, near_copies, phash_pairs
 from clipdesk.errors import ClipdeskError
 from clipdesk.library import Library, LibraryOptions
 from clipdesk.store import PhotoFacts
@@ -198,3 +198,15 @@ def test_a_bad_threshold_or_folder_is_refused_with_a_clear_message(library: Libr
         library.duplicates(threshold=1.5)
     with pytest.raises(ClipdeskError, match="No folder"):
         library.duplicates(within=[str(tmp_path / "nowhere")])
+
+
+def test_fingerprint_pairs_block_by_block_match_every_pair_compared() -> None:
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 300, dtype=np.int64)
+    hashes[100:200] = hashes[:100] ^ (1 << rng.integers(0, 64, 100)).astype(np.int64)  # one bit off
+    hashes[250] = hashes[3]
+    i, j = phash_pairs(hashes, 3, block_rows=16, block_columns=40)
+    bits = hamming(hashes[:, None], hashes[None, :])
+    expected = {(a, b) for a, b in zip(*np.nonzero(bits <= 3)) if a < b}
+    assert set(zip(i.tolist(), j.tolist())) == expected
+    assert len(expected) >= 100
