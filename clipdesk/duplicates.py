@@ -333,7 +333,7 @@ def fill_missing(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(0, len(todo), FILL_BATCH):
             batch = todo[start : start + FILL_BATCH]
-            results = list(pool.map(lambda holders: _first_readable(holders), batch))
+            results = list(pool.map(_first_readable, batch))
             pairs = [
                 (image_id, value)
                 for holders, value in zip(batch, results)
