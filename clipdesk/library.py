@@ -259,7 +259,10 @@ class Library:
             raise ClipdeskError(f"The threshold must be between 0 and 1 (got {threshold}).")
         check_folders(within)
         roots = [real_path(p) for p in within]
-        fill_missing(self.store, roots, workers=self.options.workers or 2, progress=progress)
+        if not self.store.read_only:
+            # A library that cannot be written (a read-only disk) is grouped as it is:
+            # photos without a fingerprint then match by identical content only.
+            fill_missing(self.store, roots, workers=self.options.workers or 2, progress=progress)
         return find_duplicates(self.store, threshold, roots)
 
 
