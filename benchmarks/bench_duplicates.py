@@ -52,10 +52,10 @@ def _edit(image: Image.Image, edit: str) -> Image.Image:
     return image
 
 
-def make_copies(source: Path, into: Path) -> dict[str, str]:
+def make_copies(source: Path, into: Path, limit: int | None = None) -> dict[str, str]:
     """Originals and their edited copies under `into`; maps each file to its original's name."""
     origin: dict[str, str] = {}
-    photos = sorted(p for p in source.rglob("*.jpg"))
+    photos = sorted(p for p in source.rglob("*.jpg"))[:limit]
     for photo in photos:
         with Image.open(photo) as opened:
             image = opened.convert("RGB")
@@ -79,7 +79,9 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(os.path.realpath(tmp))
         photos = root / "photos"
         photos.mkdir()
-        origin = make_copies(args.photos, photos)
+        if not args.photos.is_dir():
+            raise SystemExit(f"no photos at {args.photos} (give --photos FOLDER)")
+        origin = make_copies(args.photos, photos, 10 if args.quick else None)
         log(f"{len(origin)} files ({len(set(origin.values()))} photos and their copies); indexing")
         with Library(LibraryOptions(root / "library.db", model="clipdesk-test:colours")) as library:
             library.index([str(photos)])
@@ -235,8 +237,11 @@ def main() -> None:
     parser.add_argument("--library", action="store_true",
                         help="with --speed: group a synthetic library on disk, reading it included")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2,000 photos, or 10 for --quality")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.count = min(args.count, 2000)
     if args.quality:
         emit(quality(args), args.json, _quality_text)
     else:
