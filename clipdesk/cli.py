@@ -1,4 +1,4 @@
-"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui."""
+"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates."""
 
 from __future__ import annotations
 
@@ -140,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rebuild", parents=[common], help="start a new, empty library, keeping the old file as a backup")
     p.set_defaults(handler=cmd_rebuild)
+
+    p = sub.add_parser("duplicates", parents=[common], help="groups of photos that are the same picture (copies, resized or re-saved)")
+    p.add_argument("--threshold", type=float, default=None, metavar="S",
+                   help="how alike (0..1) near copies must be; higher finds fewer (default: the level "
+                   "measured to find resized and re-saved copies without grouping different photos)")
+    p.add_argument("--in", dest="within", action="append", default=[], metavar="FOLDER",
+                   help="only photos in this folder (may be repeated)")
+    p.add_argument("--json", action="store_true", help="print JSON: {groups: [{paths, exact, min_similarity}]}")
+    p.set_defaults(handler=cmd_duplicates)
 
     return parser
 
@@ -609,6 +618,32 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 # -- helpers ----------------------------------------------------------------
 
 
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from .library import Library
+
+    with Library(_options(args, memory_index=False), create=False) as library:
+        bar = _CountBar("fingerprinting older photos", enabled=sys.stderr.isatty())
+        try:
+            groups = library.duplicates(args.threshold, args.within, progress=bar.update)
+        finally:
+            bar.close()
+    if args.json:
+        _print_json({"groups": [g.to_json(display) for g in groups]})
+        return 0
+    if not groups:
+        print("No duplicates found.")
+        return 0
+    spare = sum(len(g.photos) - 1 for g in groups)
+    print(f"{len(groups)} group{'s' * (len(groups) != 1)} of duplicates; {spare} photo{'s' * (spare != 1)} could go.")
+    for number, group in enumerate(groups, 1):
+        kind = "identical files" if group.exact else f"near copies, similarity {group.min_similarity:.2f} or more"
+        print(f"\n{number}. {kind}")
+        print(f"  keep  {printable(group.photos[0].path)}  ({printable(group.keep_reason)})")
+        for photo in group.photos[1:]:
+            print(f"        {printable(photo.path)}")
+    return 0
+
+
 def _require_file(path: str) -> None:
     if not os.path.exists(path):
         raise ClipdeskError(f"No image at {path}.")
@@ -636,6 +671,29 @@ class _ProgressBar:
             self._bar = tqdm(total=progress.total, unit="img", file=sys.stderr, dynamic_ncols=True)
         self._bar.n = progress.done
         self._bar.set_postfix(failed=progress.failed, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _CountBar:
+    """A tqdm bar on stderr for a count of things, for terminals only."""
+
+    def __init__(self, what: str, enabled: bool) -> None:
+        self.what = what
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.what, unit="img", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = done
         self._bar.refresh()
 
     def close(self) -> None:

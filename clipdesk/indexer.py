@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .duplicates import phash
 from .encoder import Encoder, encode_checked, model_fingerprint
 from .errors import ImageUnreadable, LibraryError
 from .facts import Facts
@@ -150,6 +151,7 @@ class Prepared:
     mtime_ns: int
     pixels: np.ndarray | None = None
     info: ImageInfo | None = None
+    phash: int | None = None  # perceptual fingerprint, from the same decode
     error: str | None = None
     gone: bool = False  # the file was deleted after the scan found it
 
@@ -508,6 +510,7 @@ class Indexer:
                 try:
                     image, info = open_image(handle, min_side=self.encoder.image_size)
                     pixels = self.encoder.preprocess(image)
+                    fingerprint = phash(image)
                 except ImageUnreadable as exc:
                     return Prepared(job, digest, size, mtime_ns, error=str(exc))
                 after = os.fstat(handle.fileno())
@@ -524,7 +527,7 @@ class Indexer:
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             # The pixels may not be the content hashed; the next run reads it again.
             return Prepared(job, "", 0, 0, error="file changed while it was being read (still being written?)")
-        return Prepared(job, digest, size, mtime_ns, pixels=pixels, info=info)
+        return Prepared(job, digest, size, mtime_ns, pixels=pixels, info=info, phash=fingerprint)
 
     def _encode(self, batch: list[Prepared], report: IndexReport) -> list[tuple[Prepared, np.ndarray]]:
         if not batch:
@@ -704,6 +707,7 @@ def _new_image(item: Prepared, info: ImageInfo) -> NewImage:
         ctime_ns=item.job.stat.ctime_ns,
         inode=item.job.stat.inode,
         facts=info.facts,
+        phash=item.phash,
     )
 
 

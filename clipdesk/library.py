@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from . import librarylock
+from .duplicates import DEFAULT_THRESHOLD, DuplicateGroup, FillProgress, fill_missing, find_duplicates
 from .classify import Classification, LabelSet, classify_vectors
 from .encoder import Encoder, encode_images, model_fingerprint
 from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
@@ -266,6 +267,25 @@ class Library:
         for index, result in zip(ok, results):
             out[index] = ClassifiedImage(paths[index], result)
         return out
+
+    def duplicates(
+        self,
+        threshold: float | None = None,
+        within: Sequence[str] = (),
+        progress: FillProgress | None = None,
+    ) -> list[DuplicateGroup]:
+        """Groups of photos that are one picture, largest first; photos indexed before
+        fingerprints were kept get theirs first, from their files (no model needed)."""
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ClipdeskError(f"The threshold must be between 0 and 1 (got {threshold}).")
+        check_folders(within)
+        roots = [real_path(p) for p in within]
+        if not self.store.read_only:
+            # A library that cannot be written (a read-only disk) is grouped as it is:
+            # photos without a fingerprint then match by identical content only.
+            fill_missing(self.store, roots, workers=self.options.workers or 2, progress=progress)
+        return find_duplicates(self.store, threshold, roots)
 
 
 def rebuild(db: Path) -> Path | None:

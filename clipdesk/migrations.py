@@ -127,12 +127,20 @@ def _v4_photo_facts(conn: apsw.Connection) -> None:
     conn.execute("CREATE INDEX images_undescribed ON images(id) WHERE facts_version IS NULL")
 
 
+def _v5_perceptual_hash(conn: apsw.Connection) -> None:
+    # A 64-bit perceptual fingerprint (see duplicates.phash), stored signed. NULL
+    # for photos indexed before: `clipdesk duplicates` computes those from the
+    # files (a small decode, no model), so nobody re-encodes a library for it.
+    conn.execute("ALTER TABLE images ADD COLUMN phash INTEGER")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "folders the user stopped watching move from meta JSON to folders.watched", _v2_watched_column),
     Step(3, "images keep their file's ctime and inode; files that failed are remembered",
          _v3_file_identity_and_failures),
     Step(4, "images keep camera, lens, GPS, date offset and file type (read from headers later)",
          _v4_photo_facts),
+    Step(5, "images keep a perceptual fingerprint, for finding near-duplicates", _v5_perceptual_hash),
 )
 
 LATEST = STEPS[-1].version if STEPS else 1

@@ -110,6 +110,24 @@ class NewImage:
     ctime_ns: int | None = None
     inode: int | None = None
     facts: Facts | None = None  # None: not known (filled in later from the header)
+    phash: int | None = None  # perceptual fingerprint (duplicates.phash); None: not computed
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What finding duplicates and choosing the one to keep need about an image."""
+
+    id: int
+    path: str
+    hash: str
+    phash: int | None
+    width: int | None
+    height: int | None
+    taken_at: str | None
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
 
 
 @dataclass(frozen=True)
@@ -709,8 +727,8 @@ class Store:
             return int(holder)
         self.conn.execute(
             "INSERT INTO images(folder_id, path, size, mtime_ns, hash, width, height, taken_at, "
-            f"indexed_at, ctime_ns, inode, {_FACT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"indexed_at, ctime_ns, inode, {_FACT_COLUMNS}, phash) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_PHASH})",
             (
                 image.folder_id,
                 path,
@@ -724,6 +742,8 @@ class Store:
                 image.ctime_ns,
                 image.inode,
                 *_fact_values(image.facts),
+                image.phash,
+                image.hash,
             ),
         )
         self._clear_failure(path)
@@ -750,7 +770,8 @@ class Store:
     def _overwrite(self, image_id: int, image: NewImage, vector: np.ndarray) -> None:
         self.conn.execute(
             "UPDATE images SET folder_id = ?, size = ?, mtime_ns = ?, hash = ?, width = ?, "
-            f"height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ?, {_FACTS_SET} "
+            f"height = ?, taken_at = ?, indexed_at = ?, ctime_ns = ?, inode = ?, {_FACTS_SET}, "
+            f"phash = {_PHASH} "
             "WHERE id = ?",
             (
                 image.folder_id,
@@ -764,6 +785,8 @@ class Store:
                 image.ctime_ns,
                 image.inode,
                 *_fact_values(image.facts),
+                image.phash,
+                image.hash,
                 image_id,
             ),
         )
@@ -842,6 +865,22 @@ class Store:
             sql += " LIMIT ?"
             args.append(limit)
         return [_record(r) for r in self._query(sql, args)]
+
+    # -- perceptual fingerprints (see duplicates.py) ------------------------------
+
+    def duplicate_facts(self) -> list[PhotoFacts]:
+        """Every image with what finding and ranking duplicates needs (bulk work)."""
+        rows = self._query("SELECT id, path, hash, phash, width, height, taken_at FROM images")
+        return [PhotoFacts(r[0], from_db(r[1]), *r[2:]) for r in rows]
+
+    def missing_phashes(self) -> list[tuple[int, str, str]]:
+        """(id, path, content hash) of the images without a fingerprint yet."""
+        rows = self._query("SELECT id, path, hash FROM images WHERE phash IS NULL")
+        return [(r[0], from_db(r[1]), r[2]) for r in rows]
+
+    def set_phashes(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Record (image id, fingerprint) pairs (inside `write()`)."""
+        self.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", ((h, i) for i, h in pairs))
 
     # -- files that failed ----------------------------------------------------
 
@@ -1098,6 +1137,10 @@ def _fact_values(facts: Facts | None) -> tuple[Any, ...]:
     )
 
 
+# An image written without a fingerprint (a copy of content the library holds,
+# which is not decoded) takes the one its content already has.
+_PHASH = "coalesce(?, (SELECT phash FROM images WHERE hash = ? AND phash IS NOT NULL LIMIT 1))"
+
 _STATE_SELECT = "SELECT id, path, folder_id, size, mtime_ns, hash, ctime_ns, inode FROM images"
 
 
@@ -1131,6 +1174,7 @@ __all__ = [
     "ImageState",
     "ModelInfo",
     "NewImage",
+    "PhotoFacts",
     "Store",
     "display",
     "translate_errors",

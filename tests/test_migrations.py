@@ -245,3 +245,42 @@ def test_version_4_reads_photo_facts_from_headers_without_decoding_or_encoding(
     _assert_same(_contents(db), before)
     report = run_json(cli, "index", "--db", str(db))
     assert isinstance(report, dict) and report["encoded"] == 0 and report["indexed"] == 0, report
+
+
+def test_version_3_gets_fingerprints_from_its_files_without_encoding(
+    v1_library: tuple[Path, Path], cli: CliRunner
+) -> None:
+    db, photos = v1_library
+    conn = _raw(db)  # a library as format 3 left it
+    with conn:
+        for step in migrations.STEPS:
+            if step.version <= 3:
+                step.run(conn)
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    before = _contents(db)
+
+    def fingerprints() -> dict[str, tuple[int | None, float]]:
+        conn = _raw(db)
+        try:
+            return {p: (h, at) for p, h, at in conn.execute("SELECT path, phash, indexed_at FROM images")}
+        finally:
+            conn.close()
+
+    Store(db).close()
+    upgraded = fingerprints()
+    assert {h for h, _ in upgraded.values()} == {None}  # unknown until a photo's file is read
+
+    result = run_json(cli, "duplicates", "--db", str(db))
+
+    assert isinstance(result, dict)
+    exact = sorted(sorted(g["paths"]) for g in result["groups"] if g["exact"])
+    assert exact == [
+        [str(photos / "archive" / "blue2.png"), str(photos / "home" / "blue1.png")],
+        [str(photos / "home" / "red-copy.png"), str(photos / "home" / "red1.png")],
+    ]
+    filled = fingerprints()
+    assert all(h is not None for h, _ in filled.values())
+    # Nothing was encoded again: every vector and its date are as they were.
+    assert {p: at for p, (_, at) in filled.items()} == {p: at for p, (_, at) in upgraded.items()}
+    _assert_same(_contents(db), before)
