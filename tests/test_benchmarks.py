@@ -73,3 +73,11 @@ def test_bench_vectorindex(tmp_path: Path) -> None:
     assert result["side_file_read"]["portable_mapping"]["p50_ms"] > 0
     assert result["vector_search_k10"]["p50_ms"] > 0
     assert result["background_read_threads_left"] == 0
+
+
+@pytest.mark.parametrize("where", [[], ["--library"]])
+def test_bench_duplicates_speed(tmp_path: Path, where: list[str]) -> None:
+    result = run_bench("bench_duplicates.py", tmp_path, "--speed", *where)
+    assert result["count"] == 2000 and result["seconds"] >= 0  # type: ignore[operator]
+    # Most of the planted copies come back grouped (some plants may share a group).
+    assert 0 < result["groups"] <= result["planted"]  # type: ignore[operator]
