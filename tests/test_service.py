@@ -430,7 +430,7 @@ def test_remove_folder_forgets_or_keeps_photos(
     wait_for(lambda: len(view.paths()) == 9, what="second folder")
     service.remove_folder(str(other), forget=True)
     wait_for(lambda: len(view.paths()) == 8, what="forgotten")
-    assert [f.path for f in service.folders()] == [str(photos)]
+    wait_for(lambda: [f.path for f in service.folders()] == [str(photos)], what="folder list refreshed")
     service.remove_folder(str(photos), forget=False)
     wait_for(lambda: service.folders() == [], what="unwatched")
     assert service._watcher.roots() == []
@@ -529,7 +529,8 @@ def test_without_a_model_it_says_so_and_still_answers(
         message = next(e.message for e in events if isinstance(e, ModelFailed))
         assert message and "No model folder" in message
         assert service.submit(lambda lib: lib.store.count_images()).result(10) == 8  # no model needed
-        assert [f.state for f in service.folders()] == [FolderState.ERROR]
+        # The folder list is read just after the model's failure is reported.
+        wait_for(lambda: [f.state for f in service.folders()] == [FolderState.ERROR], what="folder in error")
         with pytest.raises(ClipdeskError, match="No model folder"):
             service.submit(lambda lib: lib.search(Query(texts=("red",)))).result(10)
     finally:
