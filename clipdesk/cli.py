@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .errors import ClipdeskError, UsageError
 from .paths import default_db_path, display, printable
+from .safefile import require_photo_path
 
 if TYPE_CHECKING:
     from .events import ServiceEvent
@@ -328,7 +329,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     texts = ([" ".join(args.text)] if args.text else []) + list(args.also)
     for path in args.like:
-        _require_file(path)
+        require_photo_path(path)
     typed = _filter(args)
     query = Query(
         texts=tuple(texts),
@@ -350,7 +351,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from .library import Library
     from .search import Query
 
-    _require_file(args.image)
+    require_photo_path(args.image)
     typed = _filter(args)
     with Library(_options(args, memory_index=False), create=False) as library:
         keep = _prepare_filter(library, typed)
@@ -643,12 +644,6 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(f"        {printable(photo.path)}")
     return 0
 
-
-def _require_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise ClipdeskError(f"No image at {path}.")
-    if os.path.isdir(path):
-        raise ClipdeskError(f"{path} is a folder; give an image file.")
 
 
 def _db_size(db: Path) -> int:

@@ -25,6 +25,7 @@ from .errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from .filters import Filter
 from .hitlist import HitList
 from .imaging import open_image
+from .safefile import require_photo_path
 from .indexer import Indexer, IndexReport, ProgressCallback, describe_missing
 from .models import DEFAULT_MODEL, EncoderOptions, ModelSpec, load_encoder, parse
 from .paths import display
@@ -244,8 +245,7 @@ class Library:
             use_library = False
         for index, path in enumerate(paths):
             try:
-                if not os.path.exists(path):
-                    raise ClipdeskError(f"No image at {path}.")
+                require_photo_path(path)
                 if use_library:
                     vector, _ = searcher.image_vector(real_path(path))
                 else:

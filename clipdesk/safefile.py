@@ -11,7 +11,8 @@ import os
 import stat
 from typing import BinaryIO
 
-from .errors import ImageUnreadable
+from .errors import ClipdeskError, ImageUnreadable
+from .paths import display
 
 # No photo comes near this: a 200-megapixel, 16-bit RGB TIFF stored without
 # compression is 1.2 GB. Anything bigger is refused before a byte of it is read.
@@ -59,3 +60,22 @@ def refusal(info: os.stat_result) -> str | None:
             f"{MAX_FILE_BYTES // 1_000_000_000} GB)"
         )
     return None
+
+
+def require_photo_path(path: str) -> None:
+    """Refuse, in one clear line, a path a user gave that cannot be a photo (missing, a folder, a FIFO…).
+
+    Only stats the path, so a FIFO is named rather than waited on; reading goes through open_regular.
+    """
+    shown = display(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ClipdeskError(f"No image at {shown}.") from None
+    except OSError as exc:
+        raise ClipdeskError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ClipdeskError(f"{shown} is a folder; give an image file.")
+    reason = refusal(info)
+    if reason is not None:
+        raise ClipdeskError(f"{shown} is {reason}.")

@@ -20,6 +20,7 @@ from .encoder import Encoder, encode_images, normalise
 from .errors import ClipdeskError, ImageUnreadable
 from .filters import Filter
 from .imaging import open_image
+from .safefile import require_photo_path
 from .paths import display
 from .store import MAX_KNN, ImageRecord, Store
 from .vectorindex import VectorIndex
@@ -111,8 +112,7 @@ class Searcher:
             vector = self.store.vector(record.id)
             if vector is not None:
                 return vector, record.id
-        if not Path(path).is_file():
-            raise ClipdeskError(f"No image at {path}.")
+        require_photo_path(path)
         try:
             image, _ = open_image(path, min_side=self.encoder.image_size)
         except ImageUnreadable as exc:
