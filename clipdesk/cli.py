@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .errors import ClipdeskError, UsageError
 from .paths import default_db_path, display, printable
+from .logfile import PrintableFormatter
 from .safefile import require_photo_path
 
 if TYPE_CHECKING:
@@ -227,15 +228,11 @@ def _prepare_filter(library: Library, typed: Filter) -> Filter:
             f"{'s' if missing != 1 else ''} indexed by an earlier clipdesk (once; nothing is re-encoded)…",
             file=sys.stderr, flush=True,
         )
-        tty = sys.stderr.isatty()
-
-        def progress(done: int, total: int) -> None:
-            if tty:  # a count in place; a pipe gets the one line above
-                print(f"\r  {done}/{total}", end="", file=sys.stderr, flush=True)
-
-        library.describe(progress)
-        if tty:
-            print(file=sys.stderr)
+        bar = _CountBar("reading headers")  # a pipe gets the one line above
+        try:
+            library.describe(bar.update)
+        finally:
+            bar.close()
     return keep
 
 
@@ -290,9 +287,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     with Library(_options(args)) as library:
         if not args.paths and not library.folders():
             raise ClipdeskError("No folders to index: give one, e.g. `clipdesk index ~/Pictures`.")
-        bar = _ProgressBar(enabled=sys.stderr.isatty())
+        bar = _CountBar()
         try:
-            report = library.index(args.paths, reindex=args.reindex, progress=bar.update)
+            report = library.index(args.paths, reindex=args.reindex, progress=bar.indexing)
         finally:
             bar.close()
     if args.json:
@@ -500,7 +497,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     # The service's own warnings go to the terminal too, escaped like the event lines.
     log_handler = logging.StreamHandler(sys.stderr)
-    log_handler.setFormatter(_PrintableFormatter())
+    log_handler.setLevel(logging.WARNING)  # the log file has the rest
+    log_handler.setFormatter(PrintableFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     logging.getLogger("clipdesk").addHandler(log_handler)
     try:
         service.start()
@@ -518,24 +516,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     # Ended by a signal: a clean stop. Ended by itself: it could not go on (logged above).
     return 0 if stop.is_set() else 1
-
-
-class _PrintableFormatter(logging.Formatter):
-    """Log records as `watch` prints its lines: the time, then text with control characters escaped.
-
-    A log file read with `tail` or `less` is a terminal too, so a handler
-    writing to a file should use this formatter as well.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return printable(super().formatMessage(record))
-
-    def formatException(self, ei: Any) -> str:
-        # A traceback keeps its lines; what is inside each line is escaped.
-        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
 
 
 class _EventLog:
@@ -623,7 +603,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     from .library import Library
 
     with Library(_options(args, memory_index=False), create=False) as library:
-        bar = _CountBar("fingerprinting older photos", enabled=sys.stderr.isatty())
+        bar = _CountBar("fingerprinting older photos")
         try:
             groups = library.duplicates(args.threshold, args.within, progress=bar.update)
         finally:
@@ -650,50 +630,35 @@ def _db_size(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
 
-class _ProgressBar:
-    """A tqdm bar on stderr for terminals; silent when output is piped."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def update(self, progress: Any) -> None:
-        if not self.enabled or progress.phase != "indexing" or progress.total == 0:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=progress.total, unit="img", file=sys.stderr, dynamic_ncols=True)
-        self._bar.n = progress.done
-        self._bar.set_postfix(failed=progress.failed, refresh=False)
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 class _CountBar:
-    """A tqdm bar on stderr for a count of things, for terminals only."""
+    """A tqdm bar on stderr counting photos, for terminals only; silent when output is piped."""
 
-    def __init__(self, what: str, enabled: bool) -> None:
+    def __init__(self, what: str | None = None) -> None:
         self.what = what
-        self.enabled = enabled
+        self.enabled = sys.stderr.isatty()
         self._bar: Any = None
 
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled:
+    def update(self, done: int, total: int, failed: int | None = None) -> None:
+        if not self.enabled or total == 0:
             return
         if self._bar is None:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=self.what, unit="img", file=sys.stderr, dynamic_ncols=True)
         self._bar.n = done
+        if failed is not None:
+            self._bar.set_postfix(failed=failed, refresh=False)
         self._bar.refresh()
+
+    def indexing(self, progress: Any) -> None:
+        """An indexer progress callback: the bar follows the indexing phase."""
+        if progress.phase == "indexing":
+            self.update(progress.done, progress.total, progress.failed)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:

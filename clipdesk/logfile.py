@@ -6,8 +6,9 @@ import logging
 import logging.handlers
 import os
 from pathlib import Path
+from typing import Any
 
-from .paths import data_dir
+from .paths import data_dir, printable
 
 LOG_NAME = "clipdesk.log"
 _MAX_BYTES = 1_000_000
@@ -21,6 +22,21 @@ def log_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_log_dir("clipdesk", appauthor=False)) / LOG_NAME
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log records with control characters escaped (see paths.printable).
+
+    A log read with `tail` or `less` is a terminal too: a file name in a message
+    must not be able to write escape sequences there.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        # A traceback keeps its lines; what is inside each line is escaped.
+        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
@@ -43,9 +59,14 @@ def install(level: int = logging.INFO) -> Path | None:
             path, maxBytes=_MAX_BYTES, backupCount=_KEEP, encoding="utf-8", errors="backslashreplace"
         )
     except OSError:
-        return None  # a read-only home: clipdesk still works, without a log file
+        # A read-only home: clipdesk still works, without a log file. The null handler
+        # keeps Python's last-resort handler from printing tracebacks on the terminal.
+        root.addHandler(logging.NullHandler())
+        return None
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        PrintableFormatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s")
+    )
     root.addHandler(handler)
     if root.level > level or root.level == logging.NOTSET:
         root.setLevel(level)

@@ -124,7 +124,7 @@ def test_the_watch_log_escapes_names(tmp_path: Path) -> None:
 
 def test_log_records_in_watch_are_escaped() -> None:
     """Item 8: the service's own warnings, printed by watch, are escaped like its lines."""
-    from clipdesk.cli import _PrintableFormatter
+    from clipdesk.logfile import PrintableFormatter
 
     try:
         raise OSError(f"cannot read {CLIPBOARD}")
@@ -132,7 +132,7 @@ def test_log_records_in_watch_are_escaped() -> None:
         record = logging.LogRecord(
             "clipdesk.service", logging.ERROR, __file__, 1, "indexing %s failed", (FAKE,), sys.exc_info()
         )
-    text = _PrintableFormatter().format(record)
+    text = PrintableFormatter("%(asctime)s %(message)s").format(record)
     assert "indexing \\x1b[2K\\rall photos verified.jpg failed" in text
     assert "cannot read \\x1b]52;c;cm0gLXJmIH4K\\x07red.jpg" in text
     assert not _unsafe(text)
