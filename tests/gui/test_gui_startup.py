@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -9,27 +10,28 @@ import sys
 from PIL import Image
 
 
+def modules_imported(code: str, prefixes: tuple[str, ...]) -> list[str]:
+    """Run code in a fresh interpreter; the modules starting with these prefixes it imported."""
+    code += f"\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith({prefixes!r})))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(out.stdout))
+
+
 def test_gui_startup_modules_do_not_import_torch():
     code = (
-        "import sys\n"
         "import clipdesk.cli, clipdesk.gui.app, clipdesk.gui.mainwindow, clipdesk.gui.worker\n"
         "import clipdesk.gui.thumbnails, clipdesk.gui.classifypanel, clipdesk.gui.settingsdialog\n"
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_imported(code, ("torch", "transformers")) == []
 
 
 def test_the_command_line_parser_does_not_import_the_gui():
     code = (
-        "import sys\n"
         "from clipdesk.cli import build_parser\n"
         "args = build_parser().parse_args(['gui', '--add', 'x', '--size', '800x600'])\n"
         "assert args.add == ['x'] and args.size == '800x600'\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('clipdesk.gui', 'PySide6'))))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_imported(code, ("clipdesk.gui", "PySide6")) == []
 
 
 def test_screenshot_command_indexes_searches_classifies_and_saves(photos, data_dir, tmp_path):

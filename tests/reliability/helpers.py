@@ -164,6 +164,14 @@ def jpeg_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -
     return buf.getvalue()
 
 
+def jpeg_folder(root: Path, count: int) -> Path:
+    """root/p0.jpg … p{count-1}.jpg: small JPEGs of different reds, each its own content."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (root / f"p{i}.jpg").write_bytes(jpeg_bytes((min(255, 240 * i // max(1, count - 1)), 0, 0)))
+    return root
+
+
 def random_colour(rng: random.Random) -> tuple[int, int, int]:
     return (rng.randrange(256), rng.randrange(256), rng.randrange(256))
 

@@ -22,6 +22,7 @@ from clipdesk.store import Store
 from clipdesk.testing.colours import PALETTE, ColourEncoder
 
 from .helpers import (
+    jpeg_folder,
     COLOUR_MODEL,
     clipdesk_argv,
     clipdesk_env,
@@ -424,10 +425,7 @@ def test_file_deleted_between_scan_and_decode(
 ) -> None:
     import clipdesk.indexer as indexer_mod
 
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(6):
-        (root / f"p{i}.jpg").write_bytes(jpeg_bytes((40 * i, 0, 0)))
+    root = jpeg_folder(tmp_path / "photos", 6)
     real_scan = indexer_mod.scan
 
     def scan_then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]

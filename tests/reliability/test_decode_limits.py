@@ -25,6 +25,7 @@ from clipdesk.store import Store
 from clipdesk.testing.colours import PALETTE, ColourEncoder
 
 from .helpers import (
+    jpeg_folder,
     COLOUR_MODEL,
     clipdesk_argv,
     clipdesk_env,
@@ -184,10 +185,7 @@ def test_memory_error_on_one_file_skips_only_that_file(
 ) -> None:
     import clipdesk.indexer as indexer_mod
 
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(4):
-        (root / f"p{i}.jpg").write_bytes(jpeg_bytes((60 * i, 0, 0)))
+    root = jpeg_folder(tmp_path / "photos", 4)
     real_open_image = indexer_mod.open_image
     calls = 0
 
@@ -244,10 +242,7 @@ def test_classify_of_a_fifo_answers_at_once(tmp_path: Path) -> None:
 def test_file_replaced_by_fifo_between_scan_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import clipdesk.indexer as indexer_mod
 
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(4):
-        (root / f"p{i}.jpg").write_bytes(jpeg_bytes((60 * i, 0, 0)))
+    root = jpeg_folder(tmp_path / "photos", 4)
     real_scan = indexer_mod.scan
 
     def scan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
