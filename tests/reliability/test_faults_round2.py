@@ -265,15 +265,20 @@ def test_a_photo_removed_by_another_process_while_it_was_touched(tmp_path: Path)
     check_library_matches(db, root)
 
 
-def test_two_index_processes_on_the_same_new_files(tmp_path: Path) -> None:
+def _random_photos(root: Path, count: int, seed: int) -> Path:
+    """count photos of random colours (a seeded run makes the same ones)."""
     import random
 
     from .helpers import random_colour
 
-    root = tmp_path / "photos"
-    rng = random.Random(10)
-    for i in range(400):
+    rng = random.Random(seed)
+    for i in range(count):
         _photo(root / f"p{i:04d}.jpg", random_colour(rng))
+    return root
+
+
+def test_two_index_processes_on_the_same_new_files(tmp_path: Path) -> None:
+    root = _random_photos(tmp_path / "photos", 400, seed=10)
     env = clipdesk_env(tmp_path / "data")
     db = tmp_path / "data" / "library.db"
     argv = clipdesk_argv("index", str(root), "--model", COLOUR_MODEL, "--batch-size", "4")
@@ -315,16 +320,10 @@ def test_two_processes_set_up_the_same_library(tmp_path: Path, monkeypatch: pyte
 
 
 def test_watch_and_index_at_once(tmp_path: Path) -> None:
-    import random
     import signal
     import time
 
-    from .helpers import random_colour
-
-    root = tmp_path / "photos"
-    rng = random.Random(11)
-    for i in range(300):
-        _photo(root / f"p{i:04d}.jpg", random_colour(rng))
+    root = _random_photos(tmp_path / "photos", 300, seed=11)
     env = clipdesk_env(tmp_path / "data")
     db = tmp_path / "data" / "library.db"
     log = tmp_path / "watch.log"
