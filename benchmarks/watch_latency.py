@@ -260,31 +260,27 @@ def main() -> int:
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(work / "data"), HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     try:
         if args.only_service:
-            lanes = service_lanes(work)
+            result = service_lanes(work)
+            waits = result["search_while_indexing_s"]
+            line = (
+                f"service, {result['files']} files at {result['batch_s']:g} s a batch: a search while "
+                f"indexing waited {waits['median']:.3f} s (median of 5, max {waits['max']:.3f} s); "
+                f"stop() mid-batch took {result['stop_mid_batch_s']:.3f} s"
+            )
         else:
             result = measure(work, env, args.library_size, max(1, args.singles), args.debounce, args.idle_seconds)
+            line = (
+                f"library of {result['library_size']} photos: a copied photo found by a new `clipdesk "
+                f"search` {result['copy_1_s']:.2f} s after the copy, 50 photos {result['copy_50_s']:.2f} s; "
+                f"watcher CPU per change {result['cpu_per_change_s']:.3f} s; watcher RSS {result['rss_mb']} MB"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if args.only_service:
-        if args.json:
-            json.dump(lanes, sys.stdout, indent=2)
-            print()
-        else:
-            print(
-                f"service, {lanes['files']} files at {lanes['batch_s']:g} s a batch: a search while indexing "
-                f"waited {lanes['search_while_indexing_s']['median']:.3f} s (median of 5, max "
-                f"{lanes['search_while_indexing_s']['max']:.3f} s); stop() mid-batch took "
-                f"{lanes['stop_mid_batch_s']:.3f} s"
-            )
-    elif args.json:
+    if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
-        print(
-            f"library of {result['library_size']} photos: a copied photo found by a new `clipdesk search` "
-            f"{result['copy_1_s']:.2f} s after the copy, 50 photos {result['copy_50_s']:.2f} s; "
-            f"watcher CPU per change {result['cpu_per_change_s']:.3f} s; watcher RSS {result['rss_mb']} MB"
-        )
+        print(line)
     return 0
 
 
