@@ -87,6 +87,7 @@ class Library:
         options: LibraryOptions,
         *,
         create: bool = True,
+        read_only: bool = False,
         encoder: Encoder | None = None,
         text_cache: TextCache | None = None,
         vector_index: VectorIndex | None = None,
@@ -96,7 +97,7 @@ class Library:
         self._lock = librarylock.LibraryLock(Path(options.db_path))
         self._lock.acquire_shared()
         try:
-            self.store = Store(options.db_path, create=create)
+            self.store = Store(options.db_path, create=create, read_only=read_only)
         except BaseException:
             self._lock.release()
             raise

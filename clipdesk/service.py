@@ -804,9 +804,7 @@ class IndexService:
         while not self._model_settled.wait(0.2):
             if self._stopping:
                 raise ClipdeskError("The indexing service has stopped.")
-        library = Library(self.options, create=False, encoder=self._encoder)
-        library.store.set_query_only()
-        return library
+        return Library(self.options, create=False, read_only=True, encoder=self._encoder)
 
 
 __all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent"]

@@ -406,10 +406,6 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def set_query_only(self) -> None:
-        """Refuse every write on this connection from now on (a reader thread's connection)."""
-        self.conn.execute("PRAGMA query_only = ON")
-
     def __enter__(self) -> Store:
         return self
 
