@@ -72,8 +72,8 @@ def make_copies(source: Path, into: Path, limit: int | None = None) -> dict[str,
 
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:
-    from clipdesk.duplicates import group_rows, hamming, near_copies
-    from clipdesk.library import Library, LibraryOptions
+    from clipdesk._duplicates import group_rows, hamming, near_copies
+    from clipdesk._library import Library, LibraryOptions
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(os.path.realpath(tmp))
@@ -154,7 +154,7 @@ def _score(groups: list[list[int]], names: list[str], kinds: list[str]) -> dict[
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
-    from clipdesk.duplicates import DEFAULT_THRESHOLD, group_rows, near_copies
+    from clipdesk._duplicates import DEFAULT_THRESHOLD, group_rows, near_copies
 
     n, dim = args.count, 512
     rng = np.random.default_rng(3)
@@ -194,8 +194,8 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 
 def library_speed(args: argparse.Namespace) -> dict[str, Any]:
     """`find_duplicates` on a synthetic library on disk: reading the facts and vectors included."""
-    from clipdesk.duplicates import find_duplicates
-    from clipdesk.store import Store
+    from clipdesk._duplicates import find_duplicates
+    from clipdesk._store import Store
 
     n = args.count
     root = args.cache_dir / f"duplicates-{n}"

@@ -89,8 +89,8 @@ def photo_sets(args: argparse.Namespace, work: Path) -> dict[str, tuple[Path, st
 
 def preprocessed(encoder: Any, folder: Path) -> list[Any]:
     """Every photo of a folder as the model's input array (also warms the page cache)."""
-    from clipdesk.imaging import open_image
-    from clipdesk.scanner import scan
+    from clipdesk._imaging import open_image
+    from clipdesk._scanner import scan
 
     out = []
     for stat in scan(str(folder)):
@@ -113,7 +113,7 @@ def time_model(encoder: Any, pixels: list[Any]) -> float:
 
 def time_index(encoder: Any, folder: Path, db: Path, workers: int | None) -> tuple[float, int]:
     """Images/s of `Library.index` into a fresh library; and how many failed."""
-    from clipdesk.library import Library, LibraryOptions
+    from clipdesk._library import Library, LibraryOptions
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -140,7 +140,7 @@ def time_naive(encoder: Any, processor: Any, folder: Path, count: int) -> float:
     """Images/s of the textbook loop: full decode, CLIPImageProcessor, encode one image at a time."""
     from PIL import Image
 
-    from clipdesk.scanner import scan
+    from clipdesk._scanner import scan
 
     paths = [s.path for s in scan(str(folder))][:count]
     with Timer() as t:
@@ -202,8 +202,8 @@ def time_cli(model: Path, folder: Path, db: Path, device: str) -> dict[str, floa
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from clipdesk.indexer import default_workers
-    from clipdesk.models import EncoderOptions, load_encoder
+    from clipdesk._indexer import default_workers
+    from clipdesk._models import EncoderOptions, load_encoder
 
     if args.quick:
         args.large, args.large_size, args.small = min(args.large, 6), (800, 600), min(args.small, 8)

@@ -105,7 +105,7 @@ def library_path(cache: Path, size: int, model_id: str, dim: int) -> Path:
 
 def build_library(path: Path, size: int, model_id: str, dim: int) -> None:
     """Write `size` synthetic images and vectors, as the indexer would, in big transactions."""
-    from clipdesk.store import Store
+    from clipdesk._store import Store
 
     if path.exists() and (path.parent / (path.name + ".done")).exists():
         return
@@ -165,8 +165,8 @@ def ground_truth(path: Path, size: int, dim: int, k: int = 10) -> np.ndarray:
 
 
 def measure(db: Path, model: Path, size: int, queries: int) -> dict[str, Any]:
-    from clipdesk.library import Library, LibraryOptions
-    from clipdesk.search import Query
+    from clipdesk._library import Library, LibraryOptions
+    from clipdesk._search import Query
 
     out: dict[str, Any] = {"rss_mb_at_start": round(rss_mb(), 1)}
     library = Library(LibraryOptions(db_path=db, model=str(model)), create=False)
@@ -240,7 +240,7 @@ def measure(db: Path, model: Path, size: int, queries: int) -> dict[str, Any]:
     return out
 
 
-PROBE = "import sys; from clipdesk.cli import main; code = main(sys.argv[1:]); " \
+PROBE = "import sys; from clipdesk._cli import main; code = main(sys.argv[1:]); " \
     "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr); sys.exit(code)"
 
 
@@ -294,7 +294,7 @@ def cold_cli(db: Path, model: Path, runs: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from clipdesk.models import parse
+    from clipdesk._models import parse
 
     folder, description = model_folder(args)
     spec = parse(str(folder))

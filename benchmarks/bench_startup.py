@@ -54,7 +54,7 @@ app = QApplication([sys.argv[0]])
 watch = Watch()
 app.installEventFilter(watch)
 QTimer.singleShot(int(float(os.environ.get("BENCH_TIMEOUT_S", "60")) * 1000), lambda: os._exit(3))
-from clipdesk.cli import main
+from clipdesk._cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -63,7 +63,7 @@ import time, sys
 start = time.perf_counter()
 import PySide6.QtWidgets  # noqa
 qt = time.perf_counter() - start
-import clipdesk.library, clipdesk.search  # noqa
+import clipdesk._library, clipdesk._search  # noqa
 core = time.perf_counter() - start - qt
 print("IMPORTS", {"qt_s": qt, "core_s": core, "torch_loaded": "torch" in sys.modules})
 """
@@ -73,7 +73,7 @@ def has_gui() -> bool:
     try:
         import importlib.util
 
-        return importlib.util.find_spec("clipdesk.gui.app") is not None
+        return importlib.util.find_spec("clipdesk._gui.app") is not None
     except ImportError:
         return False
 
@@ -107,7 +107,7 @@ def gui_imports(runs: int) -> dict[str, Any]:
         qt.append(data["qt_s"])
         core.append(data["core_s"])
         torch = torch or data["torch_loaded"]
-    return {"how": "no clipdesk.gui in this tree: import time of PySide6.QtWidgets and the core",
+    return {"how": "no clipdesk._gui in this tree: import time of PySide6.QtWidgets and the core",
             "qt_import_s": round(median(qt), 3), "core_import_s": round(median(core), 3),
             "torch_imported_at_start": torch}
 

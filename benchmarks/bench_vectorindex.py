@@ -51,9 +51,9 @@ def _ms(values: list[float]) -> dict[str, float]:
 
 
 def measure(db: Path, size: int, repeats: int) -> dict[str, Any]:
-    from clipdesk import vectorindex
-    from clipdesk.store import Store
-    from clipdesk.vectorindex import VectorIndex
+    from clipdesk import _vectorindex as vectorindex
+    from clipdesk._store import Store
+    from clipdesk._vectorindex import VectorIndex
 
     out: dict[str, Any] = {"size": size}
     rng = np.random.default_rng(7)

@@ -52,13 +52,13 @@ def model_folder(args: Any) -> tuple[Path, str]:
             log(f"{TOKENIZER_FOLDER} is missing: using a tiny random CLIP (figures are meaningless)")
         folder = cache / "tiny-clip"
         if not (folder / "model.safetensors").exists():
-            from clipdesk.testing.tiny_clip import build_tiny_clip
+            from clipdesk._testing.tiny_clip import build_tiny_clip
 
             build_tiny_clip(folder)
         return folder, "tiny random CLIP"
     folder = cache / "vit-b-32-random"
     if not (folder / "model.safetensors").exists():
-        from clipdesk.testing.tiny_clip import build_full_size_clip
+        from clipdesk._testing.tiny_clip import build_full_size_clip
 
         log("building a random CLIP with ViT-B/32 sizes (once)")
         build_full_size_clip(folder, TOKENIZER_FOLDER)
@@ -120,7 +120,7 @@ def generated_photos(cache: Path, count: int, size: tuple[int, int], quality: in
 
 def subset(folder: Path, count: int, into: Path) -> Path:
     """A folder holding links to the first `count` photos of another (so a run indexes exactly those)."""
-    from clipdesk.scanner import scan
+    from clipdesk._scanner import scan
 
     into.mkdir(parents=True, exist_ok=True)
     for i, stat in enumerate(scan(str(folder))):
@@ -290,7 +290,7 @@ def synthetic_library(db: Path, root: Path, count: int, *, model_id: str, dim: i
     """
     import numpy as np
 
-    from clipdesk.store import Store
+    from clipdesk._store import Store
 
     library, sources = root / "library", root.parent / f"{root.name}-link-sources"
     sources.mkdir(parents=True, exist_ok=True)

@@ -41,9 +41,9 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
-    from clipdesk.gui.mainwindow import MainWindow
-    from clipdesk.library import LibraryOptions
-    from clipdesk.search import Hit
+    from clipdesk._gui.mainwindow import MainWindow
+    from clipdesk._library import LibraryOptions
+    from clipdesk._search import Hit
 
     settings = QSettings(str(Path(scratch) / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(LibraryOptions(db_path=args.db, model=args.model), qsettings=settings)

@@ -92,7 +92,7 @@ class Watch:
 
 def in_library(db: Path, paths: list[Path]) -> int:
     """How many of these files the library holds (read as another process would, by the path index)."""
-    from clipdesk.store import Store
+    from clipdesk._store import Store
 
     with Store(db, create=False) as store:
         marks = ",".join("?" * len(paths))
@@ -203,10 +203,10 @@ def service_lanes(work: Path, files: int = 400, batch_s: float = 0.05) -> dict[s
     """
     import numpy as np
 
-    from clipdesk.library import LibraryOptions
-    from clipdesk.search import Query
-    from clipdesk.service import IndexService
-    from clipdesk.testing.colours import ColourEncoder
+    from clipdesk._library import LibraryOptions
+    from clipdesk._search import Query
+    from clipdesk._service import IndexService
+    from clipdesk._testing.colours import ColourEncoder
 
     class Slow(ColourEncoder):
         def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:

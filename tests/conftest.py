@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 
 # Tests never touch the network or the user's real data folders.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -64,7 +64,7 @@ def db_path(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random CLIP saved with save_pretrained (built once per test run)."""
-    from clipdesk.testing.tiny_clip import build_tiny_clip
+    from clipdesk._testing.tiny_clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 

@@ -147,8 +147,8 @@ def test_a_damaged_library_advises_rebuild_with_the_users_own_db(
 def test_an_internal_sqlite_error_says_so_and_points_to_the_log(
     cli: CliRunner, photos: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from clipdesk import cli as cli_module
-    from clipdesk.store import Store
+    from clipdesk import _cli as cli_module
+    from clipdesk._store import Store
 
     cli("--model", COLOUR_MODEL, "index", str(photos))
 
@@ -179,7 +179,7 @@ def test_commands_that_need_no_model_do_not_import_torch(cli: CliRunner, photos:
     assert "search" in cli("--help").stdout
     cli("--model", COLOUR_MODEL, "index", str(photos))
     code = (
-        "import sys; from clipdesk.cli import main; "
+        "import sys; from clipdesk._cli import main; "
         "main(['status', '--json']); main(['search', 'red', '--json']); "
         "sys.exit(3 if 'torch' in sys.modules else 0)"
     )

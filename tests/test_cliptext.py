@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipdesk.encoder import ClipEncoder
+from clipdesk._encoder import ClipEncoder
 
 # The machine's shared folder (the real CLIP tokenizer), beside the repository unless
 # CLIPDESK_SHARED names it, as for the benchmarks.
@@ -56,7 +56,7 @@ def test_real_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         pytest.skip(f"needs {shared} (the real CLIP vocabulary; set CLIPDESK_SHARED)")
     import json
 
-    from clipdesk.testing.tiny_clip import build_tiny_clip
+    from clipdesk._testing.tiny_clip import build_tiny_clip
 
     # The tiny model's sizes with the real 49,408-token vocabulary and tokenizer.
     folder = build_tiny_clip(tmp_path / "m")

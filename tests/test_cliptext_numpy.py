@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipdesk.cliptext import NotPlainClip, NumpyTextTower
-from clipdesk.encoder import ClipEncoder
-from clipdesk.library import Library, LibraryOptions
+from clipdesk._cliptext import NotPlainClip, NumpyTextTower
+from clipdesk._encoder import ClipEncoder
+from clipdesk._library import Library, LibraryOptions
 
 # Long texts are cut at 77 tokens; accents and emoji are several byte tokens each.
 TEXTS = ["A photo of a DOG!!", "café  naïve   🐶", "", "x " * 100, "一只猫在沙发上", "a birthday cake with candles",
@@ -121,7 +121,7 @@ def test_damaged_weights_are_refused_with_a_reason(clip_folder: Path, tmp_path: 
 
 PROBE = """
 import sys
-from clipdesk.cli import main
+from clipdesk._cli import main
 code = main(sys.argv[1:])
 print("IMPORTED", "torch" in sys.modules, "transformers" in sys.modules, code, file=sys.stderr)
 """
@@ -148,7 +148,7 @@ def test_a_cold_search_imports_neither_torch_nor_transformers(
     with Library(LibraryOptions(db, device="cpu", memory_index=False)) as library:
         os.environ["CLIPDESK_TEXT_TOWER"] = "torch"
         try:
-            from clipdesk.search import Query
+            from clipdesk._search import Query
 
             expected = library.search(Query(texts=("a red photo",), limit=3))
         finally:

@@ -12,11 +12,11 @@ import pytest
 from conftest import COLOUR_MODEL, CliRunner, run_json
 from PIL import Image, ImageDraw
 
-from clipdesk.duplicates import DEFAULT_THRESHOLD, group_rows, hamming, make_group, near_copies, phash_pairs
-from clipdesk.errors import ClipdeskError
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.store import PhotoFacts
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._duplicates import DEFAULT_THRESHOLD, group_rows, hamming, make_group, near_copies, phash_pairs
+from clipdesk._errors import ClipdeskError
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._store import PhotoFacts
+from clipdesk._testing.colours import ColourEncoder
 
 
 def scene(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:

@@ -10,9 +10,9 @@ from pathlib import Path
 import apsw
 import numpy as np
 
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.search import Query
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._search import Query
+from clipdesk._testing.colours import ColourEncoder
 from conftest import COLOUR_MODEL, CliRunner
 
 
@@ -110,12 +110,12 @@ def test_the_product_imports_test_encoders_only_when_asked_for(
 ) -> None:
     code = (
         "import sys\n"
-        "from clipdesk.cli import main\n"
-        "import clipdesk.service, clipdesk.library, clipdesk.gui.app\n"
+        "from clipdesk._cli import main\n"
+        "import clipdesk._service, clipdesk._library, clipdesk._gui.app\n"
         f"assert main(['--db', {str(tmp_path / 'l.db')!r}, '--model', {str(tiny_clip)!r}, "
         f"'index', {str(photos)!r}]) == 0\n"
         f"assert main(['--db', {str(tmp_path / 'l.db')!r}, 'search', 'red']) == 0\n"
-        "print(sorted(m for m in sys.modules if m.startswith('clipdesk.testing')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('clipdesk._testing')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

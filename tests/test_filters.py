@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdesk import search as search_module
-from clipdesk.errors import UsageError
-from clipdesk.facts import Facts, Orientation, camera_name
-from clipdesk.filters import Filter, parse_date, parse_types
-from clipdesk.search import Query, Searcher
-from clipdesk.store import NewImage, Store
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk import _search as search_module
+from clipdesk._errors import UsageError
+from clipdesk._facts import Facts, Orientation, camera_name
+from clipdesk._filters import Filter, parse_date, parse_types
+from clipdesk._search import Query, Searcher
+from clipdesk._store import NewImage, Store
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 from conftest import COLOUR_MODEL, CliRunner, run_json
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
@@ -69,7 +69,7 @@ def _dms(degrees: float) -> tuple[float, float, float]:
 
 
 def test_facts_are_read_at_decode_and_from_the_header_alike(tmp_path: Path) -> None:
-    from clipdesk.imaging import open_image, read_info
+    from clipdesk._imaging import open_image, read_info
 
     path = make_exif_photo(tmp_path / "a.jpg", "red", taken="2019:07:14 10:00:00", offset="-05:00",
                            make="FUJIFILM", model="X-T3", lens="XF35mmF1.4 R", gps=(-33.8568, 151.2153))
@@ -88,7 +88,7 @@ def test_facts_are_read_at_decode_and_from_the_header_alike(tmp_path: Path) -> N
 
 
 def test_malformed_gps_and_offsets_are_left_out(tmp_path: Path) -> None:
-    from clipdesk.imaging import read_info
+    from clipdesk._imaging import read_info
 
     exif = Image.Exif()
     exif.get_ifd(_EXIF_IFD)[0x9011] = "local"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipdesk.hitlist import HitList
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.search import Hit
+from clipdesk._hitlist import HitList
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._search import Hit
 from conftest import COLOUR_MODEL, make_photo
 
 

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdesk import imaging
-from clipdesk.errors import ImageUnreadable
-from clipdesk.imaging import (
+from clipdesk import _imaging as imaging
+from clipdesk._errors import ImageUnreadable
+from clipdesk._imaging import (
     MAX_PIXELS,
     DecodeBudget,
     decode_cost,
     open_image,
     read_info,
 )
-from clipdesk.safefile import MAX_FILE_BYTES, open_regular
+from clipdesk._safefile import MAX_FILE_BYTES, open_regular
 
 RED = (220, 20, 30)
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import make_photo
 from watchutil import CountingEncoder
 
-from clipdesk.indexer import Indexer
-from clipdesk.store import Store
+from clipdesk._indexer import Indexer
+from clipdesk._store import Store
 
 
 @pytest.fixture

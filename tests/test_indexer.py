@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._testing.colours import ColourEncoder
 from conftest import make_photo
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipdesk.encoder import ClipEncoder
+from clipdesk._encoder import ClipEncoder
 
 
 def test_int8_vectors_agree_with_fp32(tiny_clip: Path) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import COLOUR_MODEL, make_photo
 
-from clipdesk.classify import LabelSet
-from clipdesk.errors import ClipdeskError, ModelMismatch
-from clipdesk.library import Library, LibraryOptions, check_folders, real_path
-from clipdesk.search import Query
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._classify import LabelSet
+from clipdesk._errors import ClipdeskError, ModelMismatch
+from clipdesk._library import Library, LibraryOptions, check_folders, real_path
+from clipdesk._search import Query
+from clipdesk._testing.colours import ColourEncoder
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clipdesk.librarylock import LibraryInUse, LibraryLock, exclusive, file_identity
+from clipdesk._librarylock import LibraryInUse, LibraryLock, exclusive, file_identity
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
 
@@ -44,7 +44,7 @@ def test_file_identity_changes_when_another_file_takes_the_place(tmp_path: Path)
 
 
 def test_rebuild_refuses_while_a_command_has_the_library_open(tmp_path: Path) -> None:
-    from clipdesk.library import Library, LibraryOptions, rebuild
+    from clipdesk._library import Library, LibraryOptions, rebuild
 
     db = tmp_path / "library.db"
     with Library(LibraryOptions(db_path=db)):  # a `clipdesk index` run, say

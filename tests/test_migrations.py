@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import sqlite_vec
 
-from clipdesk import migrations
-from clipdesk.errors import InternalError
-from clipdesk.store import Store
+from clipdesk import _migrations as migrations
+from clipdesk._errors import InternalError
+from clipdesk._store import Store
 from conftest import COLOUR_MODEL, CliRunner, run_json
 
 V1 = Path(__file__).parent / "data" / "library-v1"
@@ -217,7 +217,7 @@ def test_version_4_reads_photo_facts_from_headers_without_decoding_or_encoding(
 ) -> None:
     from PIL import Image, ImageFile
 
-    from clipdesk.indexer import describe_missing
+    from clipdesk._indexer import describe_missing
 
     db, photos = v1_library
     before = _contents(db)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdesk.encoder import encode_images
-from clipdesk.errors import ModelUnavailable
-from clipdesk.models import DEFAULT_MODEL, EncoderOptions, load_encoder, parse
+from clipdesk._encoder import encode_images
+from clipdesk._errors import ModelUnavailable
+from clipdesk._models import DEFAULT_MODEL, EncoderOptions, load_encoder, parse
 
 
 def test_tiny_clip_loads_from_a_folder_and_gives_unit_vectors(tiny_clip: Path) -> None:
@@ -98,8 +98,8 @@ def test_processor_config_of_transformers_5_is_read_when_preprocessor_config_is_
 def test_the_service_loads_its_model_with_the_same_options_as_the_command_line(
     tiny_clip: Path, tmp_path: Path
 ) -> None:
-    from clipdesk.library import Library, LibraryOptions
-    from clipdesk.service import IndexService
+    from clipdesk._library import Library, LibraryOptions
+    from clipdesk._service import IndexService
 
     options = LibraryOptions(db_path=tmp_path / "l.db", model=str(tiny_clip), device="cpu", batch_size=3, int8=True)
     with Library(options) as library:

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from clipdesk import paths
-from clipdesk.paths import FolderSet, display, folder_holding, is_within, printable
+from clipdesk import _paths as paths
+from clipdesk._paths import FolderSet, display, folder_holding, is_within, printable
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clipdesk.errors import ClipdeskError
-from clipdesk.presets import label_prompts
+from clipdesk._errors import ClipdeskError
+from clipdesk._presets import label_prompts
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_photo
 
-from clipdesk.scanner import is_candidate, scan, stat_file
+from clipdesk._scanner import is_candidate, scan, stat_file
 
 
 def names(root: Path, **kwargs: object) -> list[str]:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from clipdesk.classify import LabelSet
-from clipdesk.errors import ClipdeskError
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.search import Query
+from clipdesk._classify import LabelSet
+from clipdesk._errors import ClipdeskError
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._search import Query
 from conftest import COLOUR_MODEL, make_photo
 
 

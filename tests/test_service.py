@@ -18,13 +18,13 @@ from conftest import COLOUR_MODEL, make_photo
 from watchutil import CountingEncoder, tiny_image, wait_for
 from watchutil import Library as View
 
-from clipdesk import service as service_mod
-from clipdesk import watcher as watcher_mod
-from clipdesk.errors import ClipdeskError, ModelUnavailable
-from clipdesk.library import Library, LibraryOptions, rebuild
-from clipdesk.librarylock import LibraryInUse
-from clipdesk.search import Query
-from clipdesk.events import (
+from clipdesk import _service as service_mod
+from clipdesk import _watcher as watcher_mod
+from clipdesk._errors import ClipdeskError, ModelUnavailable
+from clipdesk._library import Library, LibraryOptions, rebuild
+from clipdesk._librarylock import LibraryInUse
+from clipdesk._search import Query
+from clipdesk._events import (
     ChangesQueued,
     FolderChanged,
     FolderState,
@@ -35,8 +35,8 @@ from clipdesk.events import (
     ServiceEvent,
     Stopped,
 )
-from clipdesk.service import IndexService
-from clipdesk.store import Store
+from clipdesk._service import IndexService
+from clipdesk._store import Store
 
 Factory = Callable[..., tuple[IndexService, list[ServiceEvent]]]
 
@@ -565,7 +565,7 @@ def test_a_model_that_fails_at_first_encode_is_reported(
 
 
 def test_importing_the_service_does_not_import_torch() -> None:
-    code = "import sys, clipdesk.service; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, clipdesk._service; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import make_photo
 
-from clipdesk.sorting import apply_sort, plan_sort
+from clipdesk._sorting import apply_sort, plan_sort
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -94,7 +94,7 @@ def test_labels_that_clean_to_the_same_name_keep_their_own_folders(tmp_path: Pat
     assert all(len(list((dest / f).iterdir())) == 1 for f in folders)
     assert (dest / "a_b" / "2.png").exists()  # the label that was already a name keeps it
 
-    from clipdesk.sorting import folder_names
+    from clipdesk._sorting import folder_names
 
     # The mapping the dialog shows is the one sorting used.
     names = folder_names(labels)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipdesk.errors import LibraryCorrupt, LibraryError, ModelMismatch
-from clipdesk.store import NewImage, Store
+from clipdesk._errors import LibraryCorrupt, LibraryError, ModelMismatch
+from clipdesk._store import NewImage, Store
 
 
 def test_new_library_is_private(db_path: Path) -> None:

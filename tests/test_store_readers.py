@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.store import Store
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._store import Store
+from clipdesk._testing.colours import ColourEncoder
 
 
 def test_reader_opened_on_an_empty_library_sees_vectors_indexed_later(photos: Path, db_path: Path):

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipdesk import vectorindex
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.search import Query, Searcher
-from clipdesk.store import MAX_KNN, NewImage, Store
-from clipdesk.testing.colours import ColourEncoder
-from clipdesk.vectorindex import VectorIndex
+from clipdesk import _vectorindex as vectorindex
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._search import Query, Searcher
+from clipdesk._store import MAX_KNN, NewImage, Store
+from clipdesk._testing.colours import ColourEncoder
+from clipdesk._vectorindex import VectorIndex
 from conftest import COLOUR_MODEL
 
 DIM = 16
@@ -175,10 +175,10 @@ def test_empty_library(store: Store) -> None:
 
 
 def test_library_search_same_with_and_without_index(photos: Path, db_path: Path) -> None:
-    from clipdesk.library import Library, LibraryOptions
-    from clipdesk.search import Query
+    from clipdesk._library import Library, LibraryOptions
+    from clipdesk._search import Query
 
-    from clipdesk.testing.colours import ColourEncoder
+    from clipdesk._testing.colours import ColourEncoder
 
     with Library(LibraryOptions(db_path=db_path, model=ColourEncoder.model_id)) as library:
         library.index([str(photos)])

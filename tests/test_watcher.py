@@ -16,7 +16,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from clipdesk.watcher import ChangeBuffer, _Handler, _unc_path, filesystem_type, polling_reason
+from clipdesk._watcher import ChangeBuffer, _Handler, _unc_path, filesystem_type, polling_reason
 
 
 class Clock:

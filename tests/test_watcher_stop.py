@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from clipdesk.watcher import Watcher
+from clipdesk._watcher import Watcher
 
 
 def test_stop_racing_start_never_raises():

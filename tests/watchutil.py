@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipdesk.store import Store
-from clipdesk.testing.colours import ColourEncoder
+from clipdesk._store import Store
+from clipdesk._testing.colours import ColourEncoder
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:

@@ -9,8 +9,8 @@ import pytest
 from .guihelpers import COLOUR_MODEL
 from PySide6.QtCore import QSettings
 
-from clipdesk.gui.mainwindow import MainWindow
-from clipdesk.library import LibraryOptions
+from clipdesk._gui.mainwindow import MainWindow
+from clipdesk._library import LibraryOptions
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QWidget
 
-from clipdesk.gui.mainwindow import MainWindow
-from clipdesk.library import Library, LibraryOptions
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk._gui.mainwindow import MainWindow
+from clipdesk._library import Library, LibraryOptions
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 
 COLOUR_MODEL = ColourEncoder.model_id
 WAIT_MS = 20_000  # a bound, not a sleep: waits end as soon as the condition holds

@@ -6,8 +6,8 @@ import csv
 
 from .guihelpers import drop, photo, wait_idle
 
-from clipdesk.gui.classifymodel import RankedRole
-from clipdesk.sorting import apply_sort, plan_sort
+from clipdesk._gui.classifymodel import RankedRole
+from clipdesk._sorting import apply_sort, plan_sort
 
 
 def test_dropped_images_get_the_right_label_first(qtbot, make_window, tmp_path):

@@ -8,7 +8,7 @@ import traceback
 
 from .guihelpers import drop, photo, wait_idle
 
-from clipdesk.library import Library, LibraryOptions
+from clipdesk._library import Library, LibraryOptions
 
 
 def test_first_run_add_folder_progress_reaches_total_and_grid_fills(qtbot, make_window, photos):
@@ -76,7 +76,7 @@ def test_without_a_model_the_window_says_what_to_do(qtbot, make_window, tmp_path
 
 
 def test_status_bar_shows_download_and_indexing_progress_and_pauses(qtbot, make_window):
-    from clipdesk.events import Idle, ModelDownloading, ModelReady, Progress
+    from clipdesk._events import Idle, ModelDownloading, ModelReady, Progress
 
     window = make_window()
     wait_idle(qtbot, window)
@@ -146,8 +146,8 @@ def test_pause_and_closing_do_not_wait_behind_file_work(qtbot, make_window):
 
 
 def test_sorting_stops_at_the_next_file_when_asked(tmp_path):
-    from clipdesk.gui.mainwindow import sort_photos
-    from clipdesk.sorting import plan_sort
+    from clipdesk._gui.mainwindow import sort_photos
+    from clipdesk._sorting import plan_sort
 
     sources = [photo(tmp_path / "in" / f"{i}.png", "red") for i in range(3)]
     plan = plan_sort([(str(p), "red") for p in sources], tmp_path / "out")

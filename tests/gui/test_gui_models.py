@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from clipdesk.classify import Classification
-from clipdesk.events import FolderState, FolderStatus
-from clipdesk.gui.classifymodel import ClassifyModel
-from clipdesk.gui.folderspanel import FoldersModel
-from clipdesk.gui.resultsmodel import PathRole, ResultsModel, relevance_cutoff
-from clipdesk.hitlist import HitList
-from clipdesk.library import ClassifiedImage
-from clipdesk.search import Hit
+from clipdesk._classify import Classification
+from clipdesk._events import FolderState, FolderStatus
+from clipdesk._gui.classifymodel import ClassifyModel
+from clipdesk._gui.folderspanel import FoldersModel
+from clipdesk._gui.resultsmodel import PathRole, ResultsModel, relevance_cutoff
+from clipdesk._hitlist import HitList
+from clipdesk._library import ClassifiedImage
+from clipdesk._search import Hit
 
 
 def hits(n: int) -> list[Hit]:

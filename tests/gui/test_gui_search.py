@@ -5,7 +5,7 @@ from __future__ import annotations
 from .guihelpers import colour_of, index, photo, row_paths, wait_idle
 from PySide6.QtCore import Qt
 
-from clipdesk.gui.querytext import parse_query
+from clipdesk._gui.querytext import parse_query
 
 
 def test_typing_a_query_shows_the_matching_photos_first(qtbot, make_window, photos, db_path):
@@ -62,7 +62,7 @@ def test_query_syntax():
 
 def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, db_path, monkeypatch):
     opened: list[str] = []
-    monkeypatch.setattr("clipdesk.gui.desktop.open_file", lambda path: opened.append(path) or True)
+    monkeypatch.setattr("clipdesk._gui.desktop.open_file", lambda path: opened.append(path) or True)
     index(db_path, photos)
     window = make_window()
     with qtbot.waitSignal(window.results_shown, timeout=10_000):

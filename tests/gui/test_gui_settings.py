@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings
 
-from clipdesk.gui import settings as settings_io
-from clipdesk.gui.settings import AppSettings
-from clipdesk.gui.settingsdialog import SettingsDialog
-from clipdesk.models import KNOWN_MODELS
+from clipdesk._gui import settings as settings_io
+from clipdesk._gui.settings import AppSettings
+from clipdesk._gui.settingsdialog import SettingsDialog
+from clipdesk._models import KNOWN_MODELS
 
 
 def test_settings_round_trip_and_survive_garbage(qsettings: QSettings, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel
 
-from clipdesk.gui.sortdialog import SortDialog
+from clipdesk._gui.sortdialog import SortDialog
 
 
 def _text(dialog: SortDialog) -> str:

@@ -19,19 +19,19 @@ def modules_imported(code: str, prefixes: tuple[str, ...]) -> list[str]:
 
 def test_gui_startup_modules_do_not_import_torch():
     code = (
-        "import clipdesk.cli, clipdesk.gui.app, clipdesk.gui.mainwindow, clipdesk.gui.worker\n"
-        "import clipdesk.gui.thumbnails, clipdesk.gui.classifypanel, clipdesk.gui.settingsdialog\n"
+        "import clipdesk._cli, clipdesk._gui.app, clipdesk._gui.mainwindow, clipdesk._gui.worker\n"
+        "import clipdesk._gui.thumbnails, clipdesk._gui.classifypanel, clipdesk._gui.settingsdialog\n"
     )
     assert modules_imported(code, ("torch", "transformers")) == []
 
 
 def test_the_command_line_parser_does_not_import_the_gui():
     code = (
-        "from clipdesk.cli import build_parser\n"
+        "from clipdesk._cli import build_parser\n"
         "args = build_parser().parse_args(['gui', '--add', 'x', '--size', '800x600'])\n"
         "assert args.add == ['x'] and args.size == '800x600'\n"
     )
-    assert modules_imported(code, ("clipdesk.gui", "PySide6")) == []
+    assert modules_imported(code, ("clipdesk._gui", "PySide6")) == []
 
 
 def test_screenshot_command_indexes_searches_classifies_and_saves(photos, data_dir, tmp_path):
@@ -63,7 +63,7 @@ def test_sigterm_closes_the_window_cleanly(photos, data_dir):
     import signal
     import time
 
-    from clipdesk.library import Library, LibraryOptions
+    from clipdesk._library import Library, LibraryOptions
 
     db = data_dir / "lib.db"
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from clipdesk.gui.preview import PreviewPane
-from clipdesk.gui.thumbnails import ThumbnailLoader
-from clipdesk.search import Hit
+from clipdesk._gui.preview import PreviewPane
+from clipdesk._gui.thumbnails import ThumbnailLoader
+from clipdesk._search import Hit
 
 
 def huge_palette_png(path: Path, width: int = 12_000, height: int = 10_000) -> None:

@@ -9,8 +9,8 @@ import threading
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from clipdesk.gui import thumbnails
-from clipdesk.gui.thumbnails import ThumbnailLoader, thumbnail_dir
+from clipdesk._gui import thumbnails
+from clipdesk._gui.thumbnails import ThumbnailLoader, thumbnail_dir
 
 
 def rotated_jpeg(path):  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ def test_tiny_clip_indexes_searches_and_classifies(qtbot, make_window, photos, t
 def test_switching_model_in_settings_re_encodes_the_library(qtbot, make_window, photos, db_path, tiny_clip):
     import dataclasses
 
-    from clipdesk.store import Store
+    from clipdesk._store import Store
 
     from .guihelpers import index
 

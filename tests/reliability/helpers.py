@@ -112,7 +112,7 @@ def snapshot(tree: Path) -> dict[str, tuple[object, ...]]:
 
 def image_files(root: Path) -> set[str]:
     """Image files below root as the scanner sees them (no links, no hidden files)."""
-    from clipdesk.scanner import scan
+    from clipdesk._scanner import scan
 
     return {s.path for s in scan(str(root))}
 
@@ -194,7 +194,7 @@ def read_library(db: Path) -> LibraryContents:
     """Everything the checks need, read with a plain connection (no clipdesk code)."""
     import sqlite_vec
 
-    from clipdesk.paths import from_db
+    from clipdesk._paths import from_db
 
     conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -228,7 +228,7 @@ def read_library(db: Path) -> LibraryContents:
 
 
 def file_digest(path: str) -> str:
-    from clipdesk.indexer import hash_path
+    from clipdesk._indexer import hash_path
 
     return hash_path(path)
 
@@ -237,8 +237,8 @@ def check_library_matches(db: Path, root: Path) -> LibraryContents:
     """Every image under root is in the library exactly once, current, with the right vector."""
     import numpy as np
 
-    from clipdesk.imaging import open_image
-    from clipdesk.testing.colours import ColourEncoder
+    from clipdesk._imaging import open_image
+    from clipdesk._testing.colours import ColourEncoder
 
     contents = read_library(db)
     on_disk = image_files(root)

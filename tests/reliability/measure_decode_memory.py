@@ -36,9 +36,9 @@ _APP = """
 import sys, time
 from pathlib import Path
 from PySide6.QtWidgets import QApplication
-from clipdesk.gui.preview import PreviewPane
-from clipdesk.gui.thumbnails import ThumbnailLoader
-from clipdesk.search import Hit
+from clipdesk._gui.preview import PreviewPane
+from clipdesk._gui.thumbnails import ThumbnailLoader
+from clipdesk._search import Hit
 
 app = QApplication([])
 files = sorted(Path(sys.argv[1]).iterdir())

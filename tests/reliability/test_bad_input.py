@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdesk.imaging import open_image, read_info
-from clipdesk.indexer import Indexer
-from clipdesk.paths import display
-from clipdesk.store import Store
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk._imaging import open_image, read_info
+from clipdesk._indexer import Indexer
+from clipdesk._paths import display
+from clipdesk._store import Store
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 
 from .helpers import (
     jpeg_folder,
@@ -182,7 +182,7 @@ def test_extreme_aspect_ratio_preprocessing_is_bounded(tmp_path: Path) -> None:
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
         "from PIL import Image\n"
-        "from clipdesk.encoder import Preprocessing, CLIP_MEAN, CLIP_STD\n"
+        "from clipdesk._encoder import Preprocessing, CLIP_MEAN, CLIP_STD\n"
         "prep = Preprocessing(224, (224, 224), CLIP_MEAN, CLIP_STD)\n"
         "for size in [(1, 100_000), (100_000, 1), (3, 40_000)]:\n"
         "    assert prep(Image.new('RGB', size, (200, 0, 0))).shape == (3, 224, 224)\n"
@@ -199,7 +199,7 @@ def test_extreme_aspect_ratio_preprocessing_is_bounded(tmp_path: Path) -> None:
 
 def test_extreme_aspect_crop_matches_plain_resize() -> None:
     """The bounded path gives the same pixels as resize-then-crop would."""
-    from clipdesk.encoder import CLIP_MEAN, CLIP_STD, Preprocessing
+    from clipdesk._encoder import CLIP_MEAN, CLIP_STD, Preprocessing
 
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 255, (2000, 40, 3), dtype=np.uint8))
@@ -423,7 +423,7 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
 def test_file_deleted_between_scan_and_decode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clipdesk.indexer as indexer_mod
+    import clipdesk._indexer as indexer_mod
 
     root = jpeg_folder(tmp_path / "photos", 6)
     real_scan = indexer_mod.scan
@@ -497,7 +497,7 @@ def test_file_still_being_written(tmp_path: Path) -> None:
         indexer.index([str(root)])
         record = store.image_by_path(str(live))
         assert record is not None and record.size == len(payload)
-        from clipdesk.indexer import hash_path
+        from clipdesk._indexer import hash_path
 
         assert record.hash == hash_path(str(live))
         assert store.count_images() == 2 and store.integrity() == "ok"

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdesk.indexer import Indexer
-from clipdesk.store import Store
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk._indexer import Indexer
+from clipdesk._store import Store
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 
 from .helpers import (
     jpeg_folder,
@@ -183,7 +183,7 @@ def test_a_huge_sparse_file_is_refused_unread_and_the_rest_indexed(tmp_path: Pat
 def test_memory_error_on_one_file_skips_only_that_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clipdesk.indexer as indexer_mod
+    import clipdesk._indexer as indexer_mod
 
     root = jpeg_folder(tmp_path / "photos", 4)
     real_open_image = indexer_mod.open_image
@@ -208,7 +208,7 @@ def test_hash_is_computed_in_chunks(tmp_path: Path) -> None:
     """The content hash never needs the whole file in one buffer (and matches hashing it whole)."""
     import hashlib
 
-    from clipdesk.indexer import HASH_CHUNK, hash_handle
+    from clipdesk._indexer import HASH_CHUNK, hash_handle
 
     payload = os.urandom(3 * HASH_CHUNK + 17)
     reads: list[int] = []
@@ -240,7 +240,7 @@ def test_classify_of_a_fifo_answers_at_once(tmp_path: Path) -> None:
 
 
 def test_file_replaced_by_fifo_between_scan_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import clipdesk.indexer as indexer_mod
+    import clipdesk._indexer as indexer_mod
 
     root = jpeg_folder(tmp_path / "photos", 4)
     real_scan = indexer_mod.scan
@@ -274,7 +274,7 @@ def test_file_replaced_by_fifo_between_scan_and_read(tmp_path: Path, monkeypatch
 
 def test_180_megapixel_jpeg_is_accepted(tmp_path: Path) -> None:
     """Pillow's own limit (179 MP) used to refuse it although ours is 200 MP."""
-    from clipdesk.imaging import open_image
+    from clipdesk._imaging import open_image
 
     path = tmp_path / "panorama.jpg"
     Image.new("L", (15_000, 12_000), 200).save(path, quality=30)
@@ -285,7 +285,7 @@ def test_180_megapixel_jpeg_is_accepted(tmp_path: Path) -> None:
 
 def test_png_with_a_large_icc_profile_is_read(tmp_path: Path) -> None:
     """Profiles over 1 MB hit Pillow's limit for PNG text chunks."""
-    from clipdesk.imaging import open_image
+    from clipdesk._imaging import open_image
 
     path = tmp_path / "profiled.png"
     profile = os.urandom(1_500_000)

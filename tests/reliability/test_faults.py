@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipdesk import cli
-from clipdesk.testing.colours import PALETTE
+from clipdesk import _cli as cli
+from clipdesk._testing.colours import PALETTE
 
 from .helpers import (
     run_clipdesk,
@@ -195,9 +195,9 @@ def test_locked_too_long_gives_a_clear_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Writers give up after the busy timeout with one line; readers are never blocked."""
-    import clipdesk.store
+    import clipdesk._store
 
-    monkeypatch.setattr(clipdesk.store, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(clipdesk._store, "BUSY_TIMEOUT_MS", 300)
     root, db, _ = small_library
     _photos(root, 5, random.Random(8), "new")
     with LockHolder(db, 60):
@@ -420,8 +420,8 @@ def test_indexing_in_one_process_while_others_search_and_read_status(
     tmp_path: Path, command: str
 ) -> None:
     """Readers in other processes get correct answers, and no errors, throughout indexing."""
-    from clipdesk.library import Library, LibraryOptions
-    from clipdesk.search import Query
+    from clipdesk._library import Library, LibraryOptions
+    from clipdesk._search import Query
 
     root = tmp_path / "photos"
     root.mkdir()

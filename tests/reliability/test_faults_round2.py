@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import clipdesk.scanner as scanner_mod
-from clipdesk.indexer import Indexer
-from clipdesk.store import Store
-from clipdesk.testing.colours import ColourEncoder
+import clipdesk._scanner as scanner_mod
+from clipdesk._indexer import Indexer
+from clipdesk._store import Store
+from clipdesk._testing.colours import ColourEncoder
 
 from .helpers import (
     COLOUR_MODEL,
@@ -96,9 +96,9 @@ def test_unreadable_folder_keeps_its_photos(tmp_path: Path, locked: set[str], wh
 
 
 def test_reconcile_keeps_the_photos_of_an_unreadable_folder(tmp_path: Path, locked: set[str]) -> None:
-    from clipdesk.library import LibraryOptions
-    from clipdesk.events import FileSkipped, Idle, PhotosRemoved, ServiceEvent
-    from clipdesk.service import IndexService
+    from clipdesk._library import LibraryOptions
+    from clipdesk._events import FileSkipped, Idle, PhotosRemoved, ServiceEvent
+    from clipdesk._service import IndexService
 
     root = tmp_path / "photos"
     _album(root)
@@ -298,7 +298,7 @@ def test_two_processes_set_up_the_same_library(tmp_path: Path, monkeypatch: pyte
     twice, nor drop the first one's vectors as if the model were new."""
     import numpy as np
 
-    from clipdesk.store import NewImage
+    from clipdesk._store import NewImage
 
     db = tmp_path / "lib.db"
     with Store(db) as first, Store(db) as second:
@@ -364,8 +364,8 @@ def test_watch_refuses_a_poll_interval_that_would_spin(tmp_path: Path, interval:
 
 
 def test_watcher_refuses_a_poll_interval_that_would_spin() -> None:
-    from clipdesk.errors import ClipdeskError
-    from clipdesk.watcher import Watcher
+    from clipdesk._errors import ClipdeskError
+    from clipdesk._watcher import Watcher
 
     with pytest.raises(ClipdeskError, match="above 0"):
         Watcher(lambda c, g: None, lambda f, s, m: None, lambda f: None, poll_interval=0)
@@ -381,7 +381,7 @@ def _stored(db: Path, path: Path) -> tuple[str, bytes]:
 
 @pytest.mark.parametrize("how", ["in place", "replaced by a rename"])
 def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, how: str) -> None:
-    from clipdesk.indexer import hash_path
+    from clipdesk._indexer import hash_path
 
     root = tmp_path / "photos"
     photo = _photo(root / "p.bmp", (220, 20, 20))  # BMP: same size whatever the colour
@@ -408,10 +408,10 @@ def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, how: str) -> 
 
 
 def test_the_watcher_reindexes_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
-    from clipdesk.indexer import hash_path
-    from clipdesk.library import LibraryOptions
-    from clipdesk.events import Indexed, ServiceEvent
-    from clipdesk.service import IndexService
+    from clipdesk._indexer import hash_path
+    from clipdesk._library import LibraryOptions
+    from clipdesk._events import Indexed, ServiceEvent
+    from clipdesk._service import IndexService
 
     root = tmp_path / "photos"
     photo = _photo(root / "p.bmp", (220, 20, 20))
@@ -477,9 +477,9 @@ def test_a_failed_file_is_not_read_again_until_it_changes(tmp_path: Path) -> Non
 
 
 def test_reconcile_does_not_retry_or_report_failed_files_again(tmp_path: Path) -> None:
-    from clipdesk.library import LibraryOptions
-    from clipdesk.events import FileSkipped, Idle, ServiceEvent
-    from clipdesk.service import IndexService
+    from clipdesk._library import LibraryOptions
+    from clipdesk._events import FileSkipped, Idle, ServiceEvent
+    from clipdesk._service import IndexService
 
     root = tmp_path / "photos"
     _photo(root / "good.jpg", (1, 200, 3))

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from watchutil import wait_for
 
-from clipdesk.classify import Classification
-from clipdesk.library import ClassifiedImage
-from clipdesk.testing.colours import PALETTE
+from clipdesk._classify import Classification
+from clipdesk._library import ClassifiedImage
+from clipdesk._testing.colours import PALETTE
 
 from .helpers import COLOUR_MODEL, assert_clean_error, clipdesk_argv, clipdesk_env, jpeg_bytes, run_clipdesk
 
@@ -124,13 +124,13 @@ def test_the_watch_log_escapes_names(tmp_path: Path) -> None:
 
 def test_log_records_in_watch_are_escaped() -> None:
     """Item 8: the service's own warnings, printed by watch, are escaped like its lines."""
-    from clipdesk.logfile import PrintableFormatter
+    from clipdesk._logfile import PrintableFormatter
 
     try:
         raise OSError(f"cannot read {CLIPBOARD}")
     except OSError:
         record = logging.LogRecord(
-            "clipdesk.service", logging.ERROR, __file__, 1, "indexing %s failed", (FAKE,), sys.exc_info()
+            "clipdesk._service", logging.ERROR, __file__, 1, "indexing %s failed", (FAKE,), sys.exc_info()
         )
     text = PrintableFormatter("%(asctime)s %(message)s").format(record)
     assert "indexing \\x1b[2K\\rall photos verified.jpg failed" in text
@@ -143,7 +143,7 @@ def test_log_records_in_watch_are_escaped() -> None:
 
 @pytest.fixture
 def panel(qtbot, data_dir):  # type: ignore[no-untyped-def]
-    from clipdesk.gui.classifypanel import ClassifyPanel
+    from clipdesk._gui.classifypanel import ClassifyPanel
 
     widget = ClassifyPanel()
     qtbot.addWidget(widget)

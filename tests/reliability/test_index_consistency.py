@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clipdesk.indexer import Indexer, hash_path
-from clipdesk.store import Store
-from clipdesk.testing.colours import PALETTE, ColourEncoder
+from clipdesk._indexer import Indexer, hash_path
+from clipdesk._store import Store
+from clipdesk._testing.colours import PALETTE, ColourEncoder
 
 from .helpers import jpeg_bytes
 

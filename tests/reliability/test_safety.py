@@ -12,7 +12,7 @@ from pathlib import Path
 import apsw
 from PIL import Image
 
-from clipdesk.paths import make_private_dir
+from clipdesk._paths import make_private_dir
 
 from .helpers import run_clipdesk, COLOUR_MODEL, clipdesk_env, jpeg_bytes, snapshot
 
@@ -103,7 +103,7 @@ def hook(event, args):
         attempts.append((event, repr(args)[:200]))
         raise OSError("network use during a no-network test")
 sys.addaudithook(hook)
-from clipdesk import cli
+from clipdesk import _cli as cli
 codes = [cli.main(args) for args in eval(sys.argv[1])]
 print("CODES", codes)
 print("ATTEMPTS", attempts)

@@ -1,0 +1,152 @@
+"""Starting the desktop app: `clipdesk gui` (or `clipdesk-gui`), and its screenshot mode.
+
+Imports only Qt and the light parts of the core: torch loads later, on the
+service's threads, when the model is first needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._errors import ClipdeskError
+
+SCREENSHOT_TIMEOUT_S = 180.0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window; returns the exit status. Called by `clipdesk gui` (whose options cli.py defines)."""
+    from PySide6.QtCore import QSettings, Qt, QTimer
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from .._library import LibraryOptions
+    from .mainwindow import MainWindow
+    from .settings import APPLICATION, ORGANISATION
+
+    try:
+        width, height = (int(v) for v in str(args.size).lower().split("x"))
+    except ValueError:
+        raise ClipdeskError(f"--size takes WIDTHxHEIGHT, e.g. 1280x800, not {args.size}.") from None
+    if args.classify and not (args.labels or args.preset):
+        raise ClipdeskError("--classify needs --labels 'a,b,…' or --preset NAME.")
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("clipdesk")
+    QGuiApplication.setDesktopFileName("clipdesk")
+    app.setWindowIcon(QIcon(str(Path(__file__).with_name("clipdesk.svg"))))
+
+    options = LibraryOptions(
+        db_path=Path(args.db), model=args.model, device=args.device,
+        allow_pickle=bool(getattr(args, "allow_pickle", False)),
+    )
+    qsettings = None
+    scratch = None
+    if args.screenshot:
+        # A picture must not depend on (or change) the user's own preferences.
+        scratch = tempfile.TemporaryDirectory(prefix="clipdesk-shot-")
+        qsettings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(options, qsettings=qsettings)
+    window.resize(width, height)
+    window.show()
+    _report_bugs_in(window)
+    # Ctrl-C in the terminal, or SIGTERM at logout, closes the window like the user would, so
+    # indexing stops cleanly. Python only sees signals between bytecodes, hence the idle tick.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: window.close())
+    tick = QTimer(window, interval=300)
+    tick.timeout.connect(lambda: None)
+    tick.start()
+
+    for folder in args.add:
+        window.add_folder(folder)
+    if args.query:
+        window.search_box.setText(args.query)
+        window.run_search()
+    if args.classify:
+        window.classify_dock.show()
+        window.classify_dock.raise_()
+        if args.preset:
+            window.classify_panel.use_preset(args.preset)
+        else:
+            window.classify_panel.labels_edit.setText(args.labels)
+        window.classify_panel.add_files(args.classify)
+
+    status = 0
+    if args.screenshot:
+        target: Path = args.screenshot
+        started = time.monotonic()
+        calm = [0]
+
+        def poll() -> None:
+            nonlocal status
+            calm[0] = calm[0] + 1 if window.is_idle() else 0
+            timed_out = time.monotonic() - started > SCREENSHOT_TIMEOUT_S
+            if calm[0] < 3 and not timed_out:
+                return
+            timer.stop()
+            if timed_out:
+                print("clipdesk: the window did not become idle in time; saving it as it is.", file=sys.stderr)
+                status = 1
+            if window.view.currentIndex().isValid() is False and window.model.rowCount():
+                window.view.setCurrentIndex(window.model.index(0, 0))
+            QTimer.singleShot(300, save)
+
+        def save() -> None:
+            nonlocal status
+            if window.preview.loader.pending:
+                QTimer.singleShot(200, save)
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(target)):
+                print(f"clipdesk: could not write {target}", file=sys.stderr)
+                status = 1
+            else:
+                print(f"Saved {target}")
+            if window.last_error:
+                print(f"clipdesk: the window showed: {window.last_error}", file=sys.stderr)
+            window.close()
+
+        timer = QTimer(window, interval=200)
+        timer.timeout.connect(poll)
+        timer.start()
+    code = app.exec()
+    if scratch is not None:
+        scratch.cleanup()
+    return status or code
+
+
+def _report_bugs_in(window: object) -> None:
+    """An unexpected exception in a slot is printed and shown in the window; the app goes on."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+        previous(kind, exc, tb)  # type: ignore[arg-type]
+        show = getattr(window, "show_error", None)
+        if show is not None and not isinstance(exc, KeyboardInterrupt):
+            with contextlib.suppress(RuntimeError):  # the window is already gone
+                show(f"Something went wrong ({kind.__name__}: {exc}). Please report it; "
+                     "clipdesk carries on.")
+
+    sys.excepthook = hook
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `clipdesk-gui` launcher: the same as `clipdesk gui`."""
+    from .._cli import main as cli_main
+
+    return cli_main(["gui", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

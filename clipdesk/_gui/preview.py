@@ -1,0 +1,100 @@
+"""The preview pane: a larger picture of the selected result and what is known about it."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPixmap, QResizeEvent
+from PySide6.QtWidgets import QFormLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from .._search import Hit
+from .._store import ImageRecord
+from .thumbnails import ThumbnailLoader
+
+PREVIEW_SIZE = 1024
+
+
+class PreviewPane(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = ThumbnailLoader(PREVIEW_SIZE, workers=1, memory_bytes=64 * 1024 * 1024, parent=self)
+        self.loader.ready.connect(self._loaded)
+        self.hit: Hit | None = None
+        self._pixmap: QPixmap | None = None
+        self.picture = QLabel("Select a photo to see it here.")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumSize(QSize(160, 160))
+        self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.picture.setWordWrap(True)
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout()
+        for name in ("Name", "Folder", "Date", "Size", "Score"):
+            label = QLabel()
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
+            self.fields[name] = label
+            form.addRow(f"{name}:", label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.picture, 1)
+        layout.addLayout(form)
+
+    def show_hit(self, hit: Hit | None) -> None:
+        """Show a result now; `show_record` adds its dimensions and date when they arrive."""
+        self.hit = hit
+        self._pixmap = None
+        self.loader.clear_queue()
+        if hit is None:
+            self.picture.setText("Select a photo to see it here.")
+            for label in self.fields.values():
+                label.clear()
+            return
+        self.picture.setText("")
+        self.fields["Name"].setText(os.path.basename(hit.path))
+        self.fields["Folder"].setText(os.path.dirname(hit.path))
+        self.fields["Score"].setText("—" if math.isnan(hit.score) else f"{hit.score:.3f}")
+        self.fields["Date"].setText("")
+        self.fields["Size"].setText("")
+        self._pixmap = self.loader.pixmap(hit.image_id, hit.path)
+        self._rescale()
+
+    def show_record(self, record: ImageRecord | None) -> None:
+        if record is None or self.hit is None or record.id != self.hit.image_id:
+            return
+        if record.width and record.height:
+            self.fields["Size"].setText(f"{record.width} × {record.height} pixels, {_megabytes(record.size)}")
+        else:
+            self.fields["Size"].setText(_megabytes(record.size))
+        if record.taken_at:
+            taken = datetime.datetime.fromisoformat(record.taken_at)
+            self.fields["Date"].setText(f"{taken:%Y-%m-%d %H:%M} (taken)")
+        else:
+            modified = datetime.datetime.fromtimestamp(record.mtime_ns / 1e9)
+            self.fields["Date"].setText(f"{modified:%Y-%m-%d %H:%M} (file modified)")
+
+    def _loaded(self, image_id: int) -> None:
+        if self.hit is not None and image_id == self.hit.image_id:
+            self._pixmap = self.loader.pixmap(image_id, self.hit.path)
+            if self._pixmap is None and image_id in self.loader.failed:
+                self.picture.setText("This photo cannot be read.")
+            self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap is None or self._pixmap.isNull():
+            return
+        ratio = self.devicePixelRatioF()
+        target = self.picture.size() * ratio
+        scaled = self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+        scaled.setDevicePixelRatio(ratio)
+        self.picture.setPixmap(scaled)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"

@@ -1,1 +1,0 @@
-"""The desktop app: a thin PySide6 layer over the Qt-free core (see clipdesk/gui/app.py)."""
