@@ -12,13 +12,15 @@ transformers load inside the calls that need them.
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+# Names imported for the code below carry a leading underscore, so that the module's
+# public names are exactly `__all__`.
+import os as _os
+import typing as _typing
+from dataclasses import dataclass as _dataclass
+from dataclasses import field as _field
+from datetime import date as _date
+from datetime import datetime as _datetime
+from pathlib import Path as _Path
 
 from ._errors import (
     ClipdeskError,
@@ -28,8 +30,16 @@ from ._errors import (
     ModelUnavailable,
     UsageError,
 )
+from ._presets import DEFAULT_TEMPLATE as _DEFAULT_TEMPLATE
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
+    import os
+    import threading
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from datetime import date
+    from pathlib import Path
+    from typing import Literal, TypeAlias
+
     import numpy as np
     from PIL import Image
 
@@ -40,13 +50,8 @@ if TYPE_CHECKING:
     from ._library import Library as _EngineLibrary
     from ._store import ImageRecord
 
-PathLike = Union[str, "os.PathLike[str]"]
-"""A file or folder: a `str` or a `pathlib.Path`."""
-
-ImageInput = Union[str, "os.PathLike[str]", "Image.Image"]
-"""An image: the path of a file, or a Pillow image already in memory."""
-
-DEFAULT_TEMPLATE = "a photo of {}"
+    PathLike: TypeAlias = str | os.PathLike[str]  # a file or folder: a str or a pathlib.Path
+    ImageInput: TypeAlias = str | os.PathLike[str] | Image.Image  # a file, or a Pillow image in memory
 
 __version__ = "0.1.0"
 
@@ -73,6 +78,7 @@ __all__ = [
 ]
 
 # The errors live in `_errors` (the engine raises them); named here, as users catch them.
+_error: type[ClipdeskError]
 for _error in (ClipdeskError, ImageUnreadable, LibraryError, ModelMismatch, ModelUnavailable, UsageError):
     _error.__module__ = __name__
 del _error
@@ -81,7 +87,7 @@ del _error
 # -- records ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Filter:
     """Which photos a search, listing or vector read considers; the default keeps all.
 
@@ -109,9 +115,9 @@ class Filter:
         from ._filters import parse_date, parse_types
 
         def day(value: str | date | None, *, end: bool, name: str) -> date | None:
-            if value is None or isinstance(value, datetime):
+            if value is None or isinstance(value, _datetime):
                 return value.date() if value is not None else None
-            if isinstance(value, date):
+            if isinstance(value, _date):
                 return value
             return parse_date(value, end=end, option=name)
 
@@ -132,7 +138,7 @@ class Filter:
         )
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Photo:
     """What the library knows about one photo; a field is None where the file does not say."""
 
@@ -148,7 +154,7 @@ class Photo:
     longitude: float | None
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Match:
     """One search result: a photo and its cosine similarity to the query (higher is closer)."""
 
@@ -157,7 +163,7 @@ class Match:
     photo: Photo
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class IndexProgress:
     """A progress snapshot while indexing; passed to `progress` on the indexing thread."""
 
@@ -170,7 +176,7 @@ class IndexProgress:
     elapsed: float  # seconds since the run started
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Failure:
     """A file that could not be indexed, and why (one bad file never stops a run)."""
 
@@ -178,7 +184,7 @@ class Failure:
     error: str
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class IndexReport:
     """What one `Library.index` call did; `encoded` counts the photos the model actually ran on."""
 
@@ -193,12 +199,12 @@ class IndexReport:
     seconds: float
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class Classification:
     """One image's label probabilities (they sum to 1), or why it could not be classified."""
 
     path: str | None  # the path as given; None for a Pillow image
-    probabilities: Mapping[str, float] = field(default_factory=dict)  # labels in the order given
+    probabilities: Mapping[str, float] = _field(default_factory=dict)  # labels in the order given
     error: str | None = None
 
     @property
@@ -213,7 +219,7 @@ class Classification:
         return sorted(self.probabilities.items(), key=lambda pair: -pair[1])
 
 
-@dataclass(frozen=True, eq=False)
+@_dataclass(frozen=True, eq=False)
 class Vectors:
     """Image vectors with the paths they belong to: row i of `array` is `paths[i]`.
 
@@ -299,7 +305,7 @@ class Model:
         labels: str | Sequence[str] | None = None,
         *,
         preset: str | None = None,
-        template: str = DEFAULT_TEMPLATE,
+        template: str = _DEFAULT_TEMPLATE,
     ) -> list[Classification]:
         """Zero-shot label probabilities for each image, in order; an unreadable image gets an
         `error` instead of stopping the others. Give `labels` (a list, or "cat, dog") or a `preset`."""
@@ -375,7 +381,7 @@ class Library:
         from ._library import LibraryOptions
         from ._paths import default_db_path
 
-        db = Path(path).expanduser() if path is not None else default_db_path()
+        db = _Path(path).expanduser() if path is not None else default_db_path()
         options = LibraryOptions(
             db_path=db,
             model=model,
@@ -405,7 +411,7 @@ class Library:
     @property
     def path(self) -> Path:
         """The library's database file."""
-        return Path(self._open().options.db_path)
+        return _Path(self._open().options.db_path)
 
     @property
     def model_id(self) -> str | None:
@@ -429,7 +435,7 @@ class Library:
 
     def forget(self, folder: PathLike) -> int:
         """Drop a folder and its photos from the library (the files are not touched); how many."""
-        return self._open().forget(os.fspath(folder))
+        return self._open().forget(_os.fspath(folder))
 
     def index(
         self,
@@ -521,13 +527,13 @@ class Library:
         labels: str | Sequence[str] | None = None,
         *,
         preset: str | None = None,
-        template: str = DEFAULT_TEMPLATE,
+        template: str = _DEFAULT_TEMPLATE,
     ) -> list[Classification]:
         """Like `Model.classify`, with this library's model; an image already indexed uses its
         stored vector instead of being decoded again."""
         label_set = _label_set(labels, preset, template)
         items = _images(images)
-        files = {i: _shown_path(item) for i, item in enumerate(items) if isinstance(item, (str, os.PathLike))}
+        files = {i: _shown_path(item) for i, item in enumerate(items) if isinstance(item, (str, _os.PathLike))}
         out = [Classification(_shown(item)) for item in items]
         if files:
             results = self._open().classify(list(files.values()), label_set)
@@ -606,24 +612,24 @@ def _text_list(value: str | Iterable[str]) -> list[str]:
 
 def _path_list(value: PathLike | Iterable[PathLike]) -> list[str]:
     """One path or several, as strings with `~` expanded."""
-    items = [value] if isinstance(value, (str, os.PathLike)) else list(value)
-    return [os.path.expanduser(os.fspath(item)) for item in items]
+    items = [value] if isinstance(value, (str, _os.PathLike)) else list(value)
+    return [_os.path.expanduser(_os.fspath(item)) for item in items]
 
 
 def _images(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     from PIL import Image
 
-    if isinstance(images, (str, os.PathLike, Image.Image)):
+    if isinstance(images, (str, _os.PathLike, Image.Image)):
         return [images]
     return list(images)
 
 
 def _shown(item: ImageInput) -> str | None:
-    return _shown_path(item) if isinstance(item, (str, os.PathLike)) else None
+    return _shown_path(item) if isinstance(item, (str, _os.PathLike)) else None
 
 
 def _shown_path(item: str | os.PathLike[str]) -> str:
-    return os.path.expanduser(os.fspath(item))
+    return _os.path.expanduser(_os.fspath(item))
 
 
 def _decode(item: ImageInput, min_side: int) -> Image.Image:
@@ -632,7 +638,7 @@ def _decode(item: ImageInput, min_side: int) -> Image.Image:
     from ._paths import display
     from ._safefile import require_photo_path
 
-    if not isinstance(item, (str, os.PathLike)):
+    if not isinstance(item, (str, _os.PathLike)):
         return item
     path = _shown_path(item)
     require_photo_path(path)
@@ -691,3 +697,6 @@ def _photo(record: ImageRecord) -> Photo:
         latitude=facts.latitude if facts else None,
         longitude=facts.longitude if facts else None,
     )
+
+
+del annotations  # bound by the __future__ import; not part of the API
