@@ -73,7 +73,6 @@ __all__ = [
     "UsageError",
     "Vectors",
     "__version__",
-    "load_model",
     "presets",
 ]
 
@@ -252,11 +251,30 @@ def presets() -> dict[str, tuple[str, ...]]:
 class Model:
     """A CLIP model (or the test colour encoder): images and texts to vectors, classification.
 
-    Thread-safe for encoding. Weights load on the first encode, not when this is made.
+    Named by hub id, short name ("ViT-B/32", "ViT-B/16", "ViT-L/14") or local folder saved
+    with `save_pretrained`; by default ViT-B/32. A hub model not yet cached is downloaded
+    when this is made (never with HF_HUB_OFFLINE=1); its weights load on the first encode.
+    Thread-safe for encoding.
     """
 
-    def __init__(self, encoder: Encoder) -> None:
-        self._encoder = encoder
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
+        from ._models import DEFAULT_MODEL, EncoderOptions, load_encoder
+
+        self._encoder = load_encoder(model or DEFAULT_MODEL, EncoderOptions(device, batch_size, allow_pickle))
+
+    @classmethod
+    def _of(cls, encoder: Encoder) -> Model:
+        """A Model over an encoder already loaded (a library's)."""
+        model = cls.__new__(cls)
+        model._encoder = encoder
+        return model
 
     def __repr__(self) -> str:
         return f"<clipdesk.Model {self.model_id!r}>"
@@ -339,20 +357,6 @@ class Model:
         return encode_images(self._encoder, images)
 
 
-def load_model(
-    model: str | None = None,
-    *,
-    device: str = "auto",
-    batch_size: int | None = None,
-    allow_pickle: bool = False,
-) -> Model:
-    """A model by hub id, short name ("ViT-B/32", "ViT-L/14"…) or local folder; the default
-    is ViT-B/32. It is downloaded on first use if not cached (never with HF_HUB_OFFLINE=1)."""
-    from ._models import DEFAULT_MODEL, EncoderOptions, load_encoder
-
-    return Model(load_encoder(model or DEFAULT_MODEL, EncoderOptions(device, batch_size, allow_pickle)))
-
-
 # -- the library --------------------------------------------------------------
 
 
@@ -426,7 +430,7 @@ class Library:
     def model(self) -> Model:
         """This library's model (as asked for when opened, else the one it was built with)."""
         if self._model is None:
-            self._model = Model(self._open().encoder)
+            self._model = Model._of(self._open().encoder)
         return self._model
 
     def folders(self) -> list[str]:
