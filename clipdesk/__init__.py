@@ -396,6 +396,7 @@ class Library:
         )
         self._library: _EngineLibrary | None = EngineLibrary(options, create=create, read_only=read_only)
         self._model: Model | None = None
+        self._path = db
 
     def __repr__(self) -> str:
         return f"<clipdesk.Library {str(self.path)!r}>"
@@ -415,7 +416,7 @@ class Library:
     @property
     def path(self) -> Path:
         """The library's database file."""
-        return _Path(self._open().options.db_path)
+        return self._path
 
     @property
     def model_id(self) -> str | None:
@@ -572,12 +573,14 @@ class Library:
         found: list[np.ndarray] = []
         for chunk_ids, chunk in store.iter_vectors():
             # Photos written after the paths were read have no path here: left out.
-            wanted = np.fromiter((int(i) in path_of for i in chunk_ids), bool, len(chunk_ids))
+            wanted = np.isin(chunk_ids, ids)
             if allowed is not None:
                 wanted &= np.isin(chunk_ids, allowed)
             found_ids.append(chunk_ids[wanted])
             found.append(chunk[wanted])
         info = store.model()
+        # An empty library's vectors are of the model it would index with.
+        model_id = info.model_id if info else library.model_spec().model_id
         dim = info.dim if info else 0
         all_ids = np.concatenate(found_ids) if found_ids else np.zeros(0, np.int64)
         array = np.concatenate(found) if found else np.zeros((0, dim), np.float32)
@@ -585,7 +588,7 @@ class Library:
         order = sorted(range(len(names)), key=names.__getitem__)
         array = np.ascontiguousarray(array[order], dtype=np.float32)
         array.flags.writeable = False
-        return Vectors(tuple(names[i] for i in order), array, info.model_id if info else "")
+        return Vectors(tuple(names[i] for i in order), array, model_id)
 
     # -- helpers --------------------------------------------------------------
 

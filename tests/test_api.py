@@ -214,7 +214,8 @@ def test_vectors_are_aligned_with_their_paths(library: clipdesk.Library, photos:
 def test_an_empty_library_has_no_vectors(db_path: Path):
     with clipdesk.Library(db_path, model=COLOUR_MODEL) as lib:
         vectors = lib.vectors()
-    assert len(vectors) == 0 and vectors.array.shape[0] == 0
+    assert len(vectors) == 0 and vectors.array.shape[0] == 0 and vectors.model_id == COLOUR_MODEL
+    assert repr(lib) == f"<clipdesk.Library {str(db_path)!r}>"  # closed, and still says which
 
 
 # -- models, encoding, classification -------------------------------------------
