@@ -114,8 +114,10 @@ class Filter:
         from ._filters import parse_date, parse_types
 
         def day(value: str | date | None, *, end: bool, name: str) -> date | None:
-            if value is None or isinstance(value, _datetime):
-                return value.date() if value is not None else None
+            if value is None:
+                return None
+            if isinstance(value, _datetime):  # a date too, but with a time that would count
+                return value.date()
             if isinstance(value, _date):
                 return value
             return parse_date(value, end=end, option=name)

@@ -195,6 +195,8 @@ def test_date_and_orientation_filters(db_path: Path, tmp_path: Path):
         assert names(lib.photos(clipdesk.Filter(after="2019-07", before="2019-07"))) == ["july.jpg"]
         summer = clipdesk.Filter(after=datetime.date(2019, 7, 1), before="2019")
         assert names(lib.search("red", filter=summer)) in (["july.jpg", "august.jpg"], ["august.jpg", "july.jpg"])
+        evening = clipdesk.Filter(after=datetime.datetime(2019, 7, 14, 18), before=datetime.date(2019, 7, 14))
+        assert names(lib.photos(evening)) == ["july.jpg"]  # whole days, even from a datetime
         assert names(lib.photos(clipdesk.Filter(orientation="square"))) == ["later.jpg"]
         assert names(lib.photos(clipdesk.Filter(min_pixels=64 * 64))) == ["later.jpg"]
         assert names(lib.photos()) == ["july.jpg", "august.jpg", "later.jpg"]  # oldest first
