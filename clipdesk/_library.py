@@ -383,6 +383,10 @@ class Library:
         """Keep the safe-search setting in the library."""
         labels_db.set_safe_search(self.store, setting)
 
+    def moderation_applied(self) -> bool:
+        """Whether the moderation preset has judged photos of this library (safe search needs it)."""
+        return labels_db.moderation_applied(self.store)
+
     def safe_filter(self, keep: Filter, threshold: float | None = None) -> Filter:
         """`keep`, also hiding what the moderation preset judges unsafe (at `threshold`, else the
         library's); SafeSearchUnavailable if the moderation preset has not been applied."""
