@@ -208,3 +208,29 @@ def test_safe_search_hides_and_unhides(indexed: Path, db_path: Path) -> None:
 def test_a_preset_name_is_reserved_for_the_preset() -> None:
     with pytest.raises(UsageError, match="built-in preset"):
         LabelDefinition.typed(["a", "b"], name="moderation")
+
+
+def test_photos_the_watch_service_indexes_get_the_active_sets(photos: Path, tmp_path: Path) -> None:
+    from clipdesk._events import Idle, ServiceEvent
+    from clipdesk._service import IndexService
+    from watchutil import wait_for
+
+    db = tmp_path / "watched.db"
+    with _library(db) as library:
+        library.index([str(photos)])
+        library.apply_labels(COLOURS)
+    events: list[ServiceEvent] = []
+    service = IndexService(LibraryOptions(db_path=db, model=COLOUR_MODEL), on_event=events.append,
+                           debounce=0.2, poll_interval=0.2)
+    try:
+        service.start()
+        wait_for(lambda: any(isinstance(e, Idle) for e in events), what=f"idle: {events}")
+        make_photo(photos / "new" / "blue3.png", "blue")
+
+        def labelled() -> bool:
+            with _library(db) as library:
+                return "blue3.png" in _carrying(library, "blue")
+
+        wait_for(labelled, what="the new photo labelled")
+    finally:
+        service.stop()
