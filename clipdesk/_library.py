@@ -159,6 +159,11 @@ class Library:
                 self._encoder = load_encoder(self.check_model(reindex=True), self.options.encoder_options())
             return self._encoder
 
+    def adopt_encoder(self, encoder: Encoder) -> None:
+        """Use an encoder already loaded (a service's) rather than loading another."""
+        with self._encoder_lock:
+            self._encoder = encoder
+
     # -- indexing -----------------------------------------------------------
 
     def index(
