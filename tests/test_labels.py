@@ -195,6 +195,8 @@ def test_safe_search_hides_and_unhides(indexed: Path, db_path: Path) -> None:
         assert {Path(r.path).name for r in library.list_photos(hidden)} == {
             "red1.jpg", "red2.png", "green1.jpg", "blue1.jpg", "blue2.bmp", "yellow1.gif"
         }
+        browsed = library.all_photos("newest", hidden).paths  # browsing, unsearched, hides them too
+        assert len(browsed) == 6 and "red3.jpg" not in _names(browsed)
         hits = library.search(Query(texts=("red",), limit=3, filter=hidden))
         assert "red3.jpg" not in _names([h.path for h in hits]) and len(hits) == 3
         # A higher threshold shows them again.
