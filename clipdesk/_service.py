@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._encoder import Encoder, model_fingerprint
 from ._errors import ClipdeskError, ModelUnavailable
@@ -85,6 +85,7 @@ class _Kind(Enum):
     ADD = (0, "add")
     REINDEX = (0, "reindex")
     REMOVE = (0, "remove")
+    WRITE = (0, "write")  # a change the caller asked for (e.g. applying a label set)
     CHANGES = (1, "changes")
     RECONCILE = (2, "reconcile")
 
@@ -100,10 +101,28 @@ class _Work:
     forget: bool = True
     changed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    job: WriteJob[Any] | None = None  # for WRITE
+    call: Callable[[Library, WriteContext], Any] | None = None  # for WRITE
 
     @property
     def priority(self) -> int:
         return self.kind.priority
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """What a write job gets besides the library: its cancel event, and a pause point."""
+
+    cancel: threading.Event  # set by WriteJob.cancel.set() or when the service stops
+    between_batches: Callable[[], None]  # holds while the service is paused
+
+
+@dataclass(frozen=True)
+class WriteJob(Generic[T]):
+    """A job on the indexing (writer) thread: its result or error, and how to cancel it."""
+
+    future: concurrent.futures.Future[T]
+    cancel: threading.Event
 
 
 class _Rate:
@@ -267,6 +286,12 @@ class IndexService:
         self._calls.put(None)
         self._call_thread.join(max(0.0, deadline - time.monotonic()))
         with self._cv:
+            waiting = [w for w in self._pending.urgent if w.job is not None]
+            self._pending.urgent = deque(w for w in self._pending.urgent if w.job is None)
+        for work in waiting:
+            assert work.job is not None
+            work.job.future.cancel()
+        with self._cv:
             self._stopped = True
         if self._index_thread.is_alive():
             self._emit(ServiceError(f"indexing did not stop within {timeout:.0f} s"))
@@ -333,6 +358,16 @@ class IndexService:
                 if root not in self._folders.unwatched
             ]
 
+    def submit_write(self, fn: Callable[[Library, WriteContext], T]) -> WriteJob[T]:
+        """Run fn(library, context) on the indexing thread, the one that writes, before further
+        indexing (e.g. `library.apply_labels(..., cancel=context.cancel,
+        between_batches=context.between_batches)`); it waits while the service is paused.
+        Any thread may call this."""
+        job: WriteJob[T] = WriteJob(concurrent.futures.Future(), threading.Event())
+        if not self._enqueue(_Work(_Kind.WRITE, job=job, call=fn)):
+            job.future.set_exception(ClipdeskError("The indexing service has stopped."))
+        return job
+
     def submit(self, fn: Callable[[Library], T]) -> concurrent.futures.Future[T]:
         """Run fn(library) on the interactive thread, ahead of the next indexing batch."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -361,10 +396,11 @@ class IndexService:
             rows = self._folders.rows
             return path if root not in rows and path in rows else root
 
-    def _enqueue(self, work: _Work) -> None:
+    def _enqueue(self, work: _Work) -> bool:
+        """Queue work for the indexing thread; False once the service is stopping."""
         with self._cv:
-            if self._stopping:
-                return
+            if self._stopping or self._stopped:
+                return False
             self._pending.put(work)
             current = self._current
             if current is not None and self._cancel is not None:
@@ -374,6 +410,7 @@ class IndexService:
                     self._requeue = True
                     self._cancel.set()
             self._cv.notify_all()
+        return True
 
     def _take(self) -> _Work | None:
         """The next work item, by priority; None once stopping. Indexing thread only.
@@ -388,7 +425,8 @@ class IndexService:
                     return None
                 work = None if self._paused else self._pending.pop()
                 if work is not None:
-                    self._current, self._cancel, self._requeue = work, threading.Event(), False
+                    cancel = work.job.cancel if work.job is not None else threading.Event()
+                    self._current, self._cancel, self._requeue = work, cancel, False
                     return work
                 timeout = LIBRARY_CHECK_INTERVAL
                 if self.reconcile_interval > 0:
@@ -626,6 +664,9 @@ class IndexService:
         store.set_unwatched(saved)
 
     def _run(self, library: Library, work: _Work) -> None:
+        if work.kind is _Kind.WRITE:
+            self._write(library, work)
+            return
         try:
             if work.kind is _Kind.REMOVE:
                 self._remove(library, work)
@@ -650,6 +691,27 @@ class IndexService:
         finally:
             with self._cv:
                 self._folders.indexing.clear()
+            self._refresh(library.store)
+
+    def _write(self, library: Library, work: _Work) -> None:
+        """Run a job from submit_write; its result or error goes to its future."""
+        assert work.job is not None and work.call is not None
+        future = work.job.future
+        if not future.set_running_or_notify_cancel():
+            return
+        self._activity = True
+        try:
+            if self._encoder is None:
+                raise ClipdeskError(f"Cannot do this without a model: {self._model_error}")
+            library.adopt_encoder(self._encoder)
+            result = work.call(library, WriteContext(work.job.cancel, self._between_batches))
+        except BaseException as exc:  # the caller decides what an error means
+            if not isinstance(exc, ClipdeskError):
+                log.error("a write job failed", exc_info=exc)
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        finally:
             self._refresh(library.store)
 
     def _remove(self, library: Library, work: _Work) -> None:
