@@ -278,7 +278,7 @@ def export_library(
     try:
         with store.snapshot():
             meta = _meta(store)
-            writer(target, meta, chunks())
+            writer(target, meta, chunks(), store.count_images())
     except OSError as exc:
         raise ClipdeskError(f"Could not write the export into {display(str(target))}: {exc.strerror or exc}.") from None
     return ExportReport(done, OUTPUT_NAMES[fmt], time.monotonic() - start)
@@ -350,25 +350,39 @@ def _write_table(path: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], *, 
     return rows
 
 
-def _write_parquet(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) -> None:
+def _write_parquet(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], expected: int) -> None:
     _write_table(target / "clipdesk.parquet", meta, chunks, vectors=True)
 
 
-def _write_faiss(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) -> None:
+def _write_faiss(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], expected: int) -> None:
     import faiss
 
     # Exact inner-product search: on unit vectors, the cosine clipdesk ranks by.
-    # Ids are row numbers in clipdesk-paths.parquet. FAISS keeps the index in memory
-    # while building it (one copy of the vectors).
-    index = faiss.IndexFlatIP(int(meta["dim"]))
+    # Ids are row numbers in clipdesk-paths.parquet. FAISS holds the whole index in
+    # memory; `add` grows it by doubling (up to three copies of the vectors while it
+    # reallocates), so its storage is sized once, for the photos counted, and filled
+    # in place: one copy.
+    dim = int(meta["dim"])
+    index = faiss.IndexFlatIP(dim)
+    row_bytes = dim * 4
+    index.codes.resize(expected * row_bytes)
+    rows = 0
 
     def added() -> Iterator[_Chunk]:
+        nonlocal rows
         for chunk in chunks:
-            index.add(np.ascontiguousarray(chunk.vectors, dtype=np.float32))
+            end = rows + len(chunk)
+            if end * row_bytes > index.codes.size():
+                index.codes.resize(end * row_bytes)  # more photos than counted (never, in a snapshot)
+            storage = faiss.rev_swig_ptr(index.codes.data(), index.codes.size()).view(np.float32)
+            storage[rows * dim : end * dim] = chunk.vectors.ravel()
+            rows = end
             yield chunk
 
     with _staged(target / "clipdesk.faiss") as temp:
         _write_table(target / "clipdesk-paths.parquet", meta, added(), vectors=False)
+        index.codes.resize(rows * row_bytes)  # photos with an unusable vector were left out
+        index.ntotal = rows
         try:
             faiss.write_index(index, str(temp))
         except BaseException:
@@ -377,7 +391,7 @@ def _write_faiss(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) -
             raise
 
 
-def _write_chroma(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) -> None:
+def _write_chroma(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], expected: int) -> None:
     import chromadb
     from chromadb.config import Settings
 
@@ -416,7 +430,7 @@ def _write_chroma(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) 
         raise
 
 
-def _write_npz(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk]) -> None:
+def _write_npz(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], expected: int) -> None:
     # An .npy member starts with its shape and dtype (the longest text sets the width),
     # known only after the last chunk: each column is spooled to a scratch file, a
     # chunk at a time, then copied into the archive.

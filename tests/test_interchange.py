@@ -73,9 +73,9 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(interchange, "_CHUNK", 7)
 
 
-def export(db: Path, target: Path, fmt: str) -> interchange.ExportReport:
+def export(db: Path, target: Path, fmt: str, progress: interchange.ExportProgress | None = None) -> interchange.ExportReport:
     with Library(LibraryOptions(db_path=db), create=False) as library:
-        return interchange.export_library(library, target, fmt)
+        return interchange.export_library(library, target, fmt, progress)
 
 
 def text_vector(query: str) -> np.ndarray:
@@ -91,8 +91,10 @@ def test_parquet_ranks_like_clipdesk_search(indexed, expected, tmp_path, small_c
     import pyarrow.parquet as pq
 
     _, db, _ = indexed
-    report = export(db, tmp_path / "out", "parquet")
+    seen: list[tuple[int, int]] = []
+    report = export(db, tmp_path / "out", "parquet", lambda done, total: seen.append((done, total)))
     assert report.photos == PHOTOS
+    assert len(seen) > 1 and seen[-1] == (PHOTOS, PHOTOS)  # a chunk at a time
     table = pq.read_table(tmp_path / "out" / "clipdesk.parquet")
     meta = json.loads(table.schema.metadata[b"clipdesk"])
     assert (meta["model_id"], meta["dim"]) == (COLOUR_MODEL, ColourEncoder.dim)
@@ -340,3 +342,39 @@ def test_export_refusals(indexed, tmp_path, monkeypatch) -> None:
     Store(empty).close()
     with Library(LibraryOptions(db_path=empty), create=False) as library, pytest.raises(ClipdeskError, match="empty"):
         interchange.export_library(library, tmp_path / "e", "npz")
+
+
+def test_benchmark_runs(tmp_path) -> None:
+    """benchmarks/bench_interchange.py still works (a smoke run; not a speed test)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_interchange.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json", "--formats", "parquet,npz"],
+        capture_output=True, text=True, timeout=240, check=False, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert set(result["export"]) == {"parquet", "npz"} and set(result["import"]) == {"parquet", "npz"}
+    assert all(e["photos"] == result["photos"] and e["bytes"] > 0 for e in result["export"].values())
+    assert all(e["photos"] == result["photos"] for e in result["import"].values())
+
+
+def test_photos_without_a_usable_vector_are_left_out(tmp_path) -> None:
+    import faiss
+
+    db = tmp_path / "a.db"
+    dim = ColourEncoder.dim
+    with Store(db) as store:
+        store.bind_model(COLOUR_MODEL, dim)
+        folder = store.add_folder(str(tmp_path / "photos"))
+        with store.write():
+            for i, vector in enumerate([np.eye(dim)[0], np.full(dim, np.nan), np.eye(dim)[1]]):
+                image = NewImage(folder.id, str(tmp_path / "photos" / f"{i}.jpg"), 10, 10, f"h{i}", 4, 4, None)
+                store.insert_image(image, vector)
+    assert export(db, tmp_path / "out", "faiss").photos == 2
+    index = faiss.read_index(str(tmp_path / "out" / "clipdesk.faiss"))
+    assert index.ntotal == 2
+    _, ids = index.search(np.eye(dim, dtype=np.float32)[1:2], 1)
+    import pyarrow.parquet as pq
+
+    paths = pq.read_table(tmp_path / "out" / "clipdesk-paths.parquet").column("path").to_pylist()
+    assert paths[ids[0][0]] == str(tmp_path / "photos" / "2.jpg")
