@@ -33,7 +33,7 @@ from ._encoder import normalise
 from ._errors import ClipdeskError, ModelMismatch, UsageError
 from ._facts import FACTS_VERSION, Facts, date_taken
 from ._models import parse
-from ._paths import FolderSet, display, folder_holding, is_within
+from ._paths import FolderSet, display, folder_holding, is_within, make_private_dir
 from ._store import MODEL_FINGERPRINT, NewImage, Store
 
 if TYPE_CHECKING:
@@ -201,8 +201,11 @@ def _chunks(store: Store) -> Iterator[_Chunk]:
         vec_parts.append(vecs)
         pending += len(ids)
         if pending >= _CHUNK:
-            yield _rows(store, np.concatenate(ids_parts), np.concatenate(vec_parts))
-            ids_parts, vec_parts, pending = [], [], 0
+            all_ids, all_vecs = np.concatenate(ids_parts), np.concatenate(vec_parts)
+            whole = pending - pending % _CHUNK
+            for start in range(0, whole, _CHUNK):
+                yield _rows(store, all_ids[start : start + _CHUNK], all_vecs[start : start + _CHUNK])
+            ids_parts, vec_parts, pending = [all_ids[whole:]], [all_vecs[whole:]], pending - whole
     if pending:
         yield _rows(store, np.concatenate(ids_parts), np.concatenate(vec_parts))
 
@@ -294,10 +297,14 @@ _NEEDS = {
 
 @contextlib.contextmanager
 def _staged(final: Path) -> Iterator[Path]:
-    """A temporary name beside `final`, renamed to it only when the block succeeds."""
+    """A temporary name beside `final`, renamed to it only when the block succeeds.
+
+    The file is made readable by its owner only, like the library it copies (it
+    holds the paths, dates and places of the user's photos)."""
     temp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
     try:
         yield temp
+        temp.chmod(0o600)
         os.replace(temp, final)
     finally:
         if temp.is_dir():
@@ -399,6 +406,7 @@ def _write_chroma(target: Path, meta: dict[str, Any], chunks: Iterator[_Chunk], 
     # cannot be renamed into place); removed again if the export fails.
     final = target / "chroma"
     try:
+        make_private_dir(final)
         client = chromadb.PersistentClient(path=str(final), settings=Settings(anonymized_telemetry=False))
         collection = client.create_collection(
             CHROMA_COLLECTION,

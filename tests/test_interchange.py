@@ -169,6 +169,8 @@ def test_cli_export_writes_each_format_and_never_overwrites(indexed, tmp_path) -
     unknown = clipdesk(data, "export", str(out), "--format", "xml", "--db", str(db), check=False)
     assert unknown.returncode == 2
     assert sorted(p.name for p in out.iterdir()) == ["clipdesk-paths.parquet", "clipdesk.faiss", "clipdesk.npz"]
+    # Like the library, an export holds the paths, dates and places of the user's photos.
+    assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "npz"])
