@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -38,6 +39,8 @@ from ._store import MODEL_FINGERPRINT, NewImage, Store
 
 if TYPE_CHECKING:
     from ._library import Library
+
+log = logging.getLogger(__name__)
 
 ExportProgress = Callable[[int, int], None]  # (photos done, photos in all)
 
@@ -564,6 +567,9 @@ class _ParquetReader:
             raise _Damaged(f"no column {missing[0]!r}")
         self.rows = int(self.file.metadata.num_rows)
 
+    def close(self) -> None:
+        self.file.close()
+
     def chunks(self) -> Iterator[_Chunk]:
         dim = int(self.meta["dim"])
         for batch in self.file.iter_batches(batch_size=_CHUNK, columns=[*_NAMES, "path_raw", "vector"]):
@@ -580,6 +586,16 @@ class _ParquetReader:
 class _NpzReader:
     def __init__(self, path: Path) -> None:
         self.archive = zipfile.ZipFile(path)
+        try:
+            self._read_meta()
+        except BaseException:
+            self.archive.close()
+            raise
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def _read_meta(self) -> None:
         members = set(self.archive.namelist())
         for name in ("meta", "vectors", *_NAMES):
             if f"{name}.npy" not in members:
@@ -689,9 +705,9 @@ def check_export(source: str | Path, model: str | None = None) -> dict[str, Any]
     """The description of a Parquet or npz export (model, folders); UsageError if it is not
     one, or if `model` (a --model asked for) is not the model that made it."""
     path = _export_file(Path(source))
-    meta = _open_export(path).meta
-    _refuse_other_model(path, meta, model)
-    return meta
+    with contextlib.closing(_open_export(path)) as reader:
+        _refuse_other_model(path, reader.meta, model)
+        return reader.meta
 
 
 def _refuse_other_model(source: Path, meta: dict[str, Any], model: str | None) -> None:
@@ -711,10 +727,20 @@ def import_library(
 ) -> ImportReport:
     """Restore photos and vectors from a Parquet or npz export into this library, without
     re-encoding; paths are moved by `maps` (OLD=NEW). Refuses an export of another model."""
-    start = time.monotonic()
     path_maps = [m if isinstance(m, PathMap) else PathMap.parse(m) for m in maps]
     source = _export_file(Path(source))
-    reader = _open_export(source)
+    with contextlib.closing(_open_export(source)) as reader:
+        return _import(library, source, reader, path_maps, progress)
+
+
+def _import(
+    library: Library,
+    source: Path,
+    reader: _ParquetReader | _NpzReader,
+    path_maps: Sequence[PathMap],
+    progress: ExportProgress | None,
+) -> ImportReport:
+    start = time.monotonic()
     meta = reader.meta
     model_id, dim = str(meta["model_id"]), int(meta["dim"])
     fingerprint = meta.get("model_fingerprint") if isinstance(meta.get("model_fingerprint"), str) else None
@@ -759,6 +785,8 @@ def import_library(
                 if progress is not None:
                     progress(report.photos, max(reader.rows, report.photos))
     except (_Damaged, OSError, ValueError, zipfile.BadZipFile, KeyError, TypeError, EOFError) as exc:
+        # In the log in full, in case it is clipdesk's fault after all.
+        log.warning("importing %s failed", display(str(source)), exc_info=True)
         for path in set(folder_ids) - known:
             store.remove_folder(path)
         why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
