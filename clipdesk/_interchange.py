@@ -556,7 +556,9 @@ def _check_meta(raw: Any) -> dict[str, Any]:
 class _ParquetReader:
     def __init__(self, path: Path) -> None:
         pq = _need("pyarrow.parquet", "Importing a Parquet export")
-        self.file = pq.ParquetFile(path, page_checksum_verification=True)
+        # pre_buffer (pyarrow's default) keeps every row group read until the file is
+        # closed: a whole export's vectors in memory by the end.
+        self.file = pq.ParquetFile(path, page_checksum_verification=True, pre_buffer=False)
         raw = (self.file.schema_arrow.metadata or {}).get(b"clipdesk")
         if raw is None:
             raise _Damaged("it carries no clipdesk description")
