@@ -1,5 +1,5 @@
 """The `clipdesk` command line: index, search, similar, list, classify, tag, labels, safe-search, status,
-forget, watch, gui, duplicates."""
+forget, watch, gui, duplicates, export, import."""
 
 from __future__ import annotations
 
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_duplicates)
 
     _add_label_commands(sub, common)
+    _add_interchange_commands(sub, common)
     return parser
 
 
@@ -202,6 +203,26 @@ def _add_label_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    "(0 < T <= 1; default: 0.5)")
     p.add_argument("--json", action="store_true", help="print JSON: {enabled, threshold, moderation_applied}")
     p.set_defaults(handler=cmd_safe_search)
+
+
+
+def _add_interchange_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export", parents=[common],
+                       help="write paths, photo facts, model and vectors for other tools (Parquet, npz, FAISS, Chroma)")
+    p.add_argument("directory", metavar="DIR", help="folder to write into (created if needed)")
+    p.add_argument("--format", required=True, choices=["parquet", "npz", "faiss", "chroma"],
+                   help="parquet or npz: one file; faiss: an index plus an id-to-path table; "
+                   "chroma: a persistent Chroma collection")
+    p.add_argument("--json", action="store_true", help="print JSON: {photos, files, seconds}")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("import", parents=[common],
+                       help="restore a library from a Parquet or npz export, without re-encoding")
+    p.add_argument("source", metavar="FILE", help="clipdesk.parquet or clipdesk.npz (or the folder holding it)")
+    p.add_argument("--map", dest="maps", action="append", default=[], metavar="OLD=NEW",
+                   help="photos under OLD in the export are under NEW here (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON: {photos, folders, missing_folders, seconds}")
+    p.set_defaults(handler=cmd_import)
 
 
 def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
@@ -650,6 +671,55 @@ class _EventLog:
                 self.line(type(e).__name__.lower())
             case ev.ModelDownloading():
                 pass  # a line per chunk would drown the log
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ._interchange import export_library
+    from ._library import Library
+
+    with Library(_options(args, memory_index=False), create=False) as library:
+        bar = _CountBar("exporting")
+        try:
+            report = export_library(library, args.directory, args.format, progress=bar.update)
+        finally:
+            bar.close()
+    files = [os.path.join(args.directory, name) for name in report.files]
+    if args.json:
+        _print_json({"photos": report.photos, "files": [display(f) for f in files], "seconds": round(report.seconds, 3)})
+    else:
+        print(f"Exported {report.photos} photos to {', '.join(printable(f) for f in files)} ({report.seconds:.1f} s).")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ._interchange import PathMap, check_export, import_library
+    from ._library import Library
+
+    # A bad --map or export is refused before a library is created or opened.
+    maps = [PathMap.parse(m) for m in args.maps]
+    check_export(args.source, args.model)
+    with Library(_options(args, memory_index=False)) as library:
+        bar = _CountBar("importing")
+        try:
+            report = import_library(library, args.source, maps, progress=bar.update)
+        finally:
+            bar.close()
+    if args.json:
+        _print_json({
+            "photos": report.photos,
+            "folders": [display(f) for f in report.folders],
+            "missing_folders": [display(f) for f in report.missing_folders],
+            "seconds": round(report.seconds, 3),
+        })
+        return 0
+    print(f"Imported {report.photos} photos into {printable(str(args.db))} ({report.seconds:.1f} s); nothing was re-encoded.")
+    for folder in report.missing_folders:
+        print(
+            f"  not on this disk (yet): {printable(folder)}; its photos are kept. "
+            "Copy them there, or `clipdesk forget` it and import again with the right --map OLD=NEW.",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

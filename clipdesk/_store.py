@@ -432,6 +432,18 @@ class Store:
         with translate_errors(str(self.path)), self._transaction():
             yield
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that all see the library as it was at the first one (a read transaction),
+        while other connections go on writing: for exporting a whole library at once."""
+        with translate_errors(str(self.path)):
+            self.conn.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            with translate_errors(str(self.path)):
+                self.conn.execute("COMMIT")
+
     def _query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         with translate_errors(str(self.path)):
             return list(self.conn.execute(sql, params))
@@ -873,6 +885,16 @@ class Store:
         """(id, path, content hash) of the images without a fingerprint yet."""
         rows = self._query("SELECT id, path, hash FROM images WHERE phash IS NULL")
         return [(r[0], from_db(r[1]), r[2]) for r in rows]
+
+    def phashes(self, ids: Sequence[int]) -> dict[int, int]:
+        """The fingerprints of these images, by id (those without one are left out)."""
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id, phash FROM images WHERE phash IS NOT NULL AND id IN ({marks})", chunk)
+            out.update((int(r[0]), int(r[1])) for r in rows)
+        return out
 
     def set_phashes(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Record (image id, fingerprint) pairs (inside `write()`)."""
