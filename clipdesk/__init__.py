@@ -16,6 +16,7 @@ from __future__ import annotations
 # public names are exactly `__all__`.
 import os as _os
 import typing as _typing
+from collections.abc import Mapping as _Mapping
 from dataclasses import dataclass as _dataclass
 from dataclasses import field as _field
 from datetime import date as _date
@@ -58,9 +59,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Classification",
     "ClipdeskError",
+    "ExportReport",
     "Failure",
     "Filter",
     "ImageUnreadable",
+    "ImportReport",
     "IndexProgress",
     "IndexReport",
     "Library",
@@ -238,6 +241,25 @@ class Vectors:
     @property
     def dim(self) -> int:
         return int(self.array.shape[1])
+
+
+@_dataclass(frozen=True)
+class ExportReport:
+    """What `Library.export` wrote: how many photos, the files (names in the export folder), how long."""
+
+    photos: int
+    files: tuple[str, ...]
+    seconds: float
+
+
+@_dataclass(frozen=True)
+class ImportReport:
+    """What `Library.import_from` restored, and which of its folders are not on this disk (yet)."""
+
+    photos: int
+    folders: tuple[str, ...]
+    missing_folders: tuple[str, ...]
+    seconds: float
 
 
 def presets() -> dict[str, tuple[str, ...]]:
@@ -591,6 +613,38 @@ class Library:
         array = np.ascontiguousarray(array[order], dtype=np.float32)
         array.flags.writeable = False
         return Vectors(tuple(names[i] for i in order), array, model_id)
+
+    def export(
+        self,
+        directory: PathLike,
+        format: Literal["parquet", "npz", "faiss", "chroma"],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ExportReport:
+        """Write paths, photo facts, model id and vectors into `directory` for other tools.
+
+        parquet and npz are one file each (and can be imported again); faiss is an index plus
+        an id-to-path table; chroma a persistent Chroma collection. `progress(done, total)`.
+        """
+        from ._interchange import export_library
+
+        report = export_library(self._open(), _os.fspath(directory), format, progress)
+        return ExportReport(report.photos, tuple(report.files), report.seconds)
+
+    def import_from(
+        self,
+        source: PathLike,
+        *,
+        remap: Mapping[str, str] | Iterable[str] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Restore photos and vectors from a Parquet or npz export made with the same model,
+        without re-encoding; `remap` moves paths ({old_folder: new_folder} or "OLD=NEW")."""
+        from ._interchange import import_library
+
+        maps = [f"{old}={new}" for old, new in remap.items()] if isinstance(remap, _Mapping) else list(remap)
+        report = import_library(self._open(), _os.fspath(source), maps, progress)
+        return ImportReport(report.photos, tuple(report.folders), tuple(report.missing_folders), report.seconds)
 
     # -- helpers --------------------------------------------------------------
 

@@ -33,7 +33,7 @@ def examples() -> list[str]:
 def test_the_reference_has_examples_for_every_use_case():
     text = DOC.read_text(encoding="utf-8")
     for heading in ("Semantic search", "Similar photos", "Zero-shot classification", "Moderation",
-                    "Batch processing", "Vectors to NumPy"):
+                    "Batch processing", "Vectors to NumPy", "Export and import"):
         assert f"## {heading}" in text
     assert len(examples()) >= 7
 
@@ -61,3 +61,4 @@ def test_every_example_runs(picture_folder: Path, capsys: pytest.CaptureFixture[
     assert "skipped: " in out and "notes.txt" in out  # the classification example's bad file
     assert "No library at missing.db" in out
     assert (picture_folder / "vectors.npz").exists()
+    assert "6 photos written to" in out and "6 photos restored; not on this disk yet: ('/mnt/photos" in out
