@@ -1,4 +1,4 @@
-"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates."""
+"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates, desktop."""
 
 from __future__ import annotations
 
@@ -152,12 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON: {groups: [{paths, exact, min_similarity}]}")
     p.set_defaults(handler=cmd_duplicates)
 
+    p = sub.add_parser("desktop", help="add clipdesk to (or remove it from) this user's desktop menus (Linux)")
+    p.add_argument("action", choices=["install", "uninstall"],
+                   help="install: the launcher, icons and AppStream data under $XDG_DATA_HOME; "
+                   "uninstall: remove them again")
+    p.set_defaults(handler=cmd_desktop)
+
     return parser
 
 
 def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
     # Here rather than in clipdesk._gui, so building the parser never imports the GUI package;
     # `cmd_gui` imports it when the window is asked for.
+    p.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="folders to add (and index) and show on start; the desktop launcher passes these")
     p.add_argument("--screenshot", metavar="OUT.png", type=Path,
                    help="start, wait until idle, save a picture of the window, and exit")
     p.add_argument("--add", action="append", default=[], metavar="FOLDER",
@@ -454,6 +462,25 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from ._gui.app import run
 
     return run(args)
+
+
+def cmd_desktop(args: argparse.Namespace) -> int:
+    from . import _desktopentry as desktop
+
+    home = desktop.data_home()
+    if args.action == "install":
+        written = desktop.install(home)
+        launcher = next(p for p in written if p.suffix == ".desktop")
+        print(f"Added clipdesk to your desktop's menus ({len(written)} files under {printable(str(home))}; "
+              f"launcher: {printable(str(launcher))}).")
+        print("Remove them with `clipdesk desktop uninstall`.")
+    else:
+        removed = desktop.uninstall(home)
+        if removed:
+            print(f"Removed clipdesk from your desktop's menus ({len(removed)} files under {printable(str(home))}).")
+        else:
+            print(f"clipdesk was not in your desktop's menus (nothing under {printable(str(home))}).")
+    return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._errors import ClipdeskError
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QGuiApplication
 
 SCREENSHOT_TIMEOUT_S = 180.0
 
@@ -23,12 +28,11 @@ SCREENSHOT_TIMEOUT_S = 180.0
 def run(args: argparse.Namespace) -> int:
     """Open the window; returns the exit status. Called by `clipdesk gui` (whose options cli.py defines)."""
     from PySide6.QtCore import QSettings, Qt, QTimer
-    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from .._library import LibraryOptions
     from .mainwindow import MainWindow
-    from .settings import APPLICATION, ORGANISATION
 
     try:
         width, height = (int(v) for v in str(args.size).lower().split("x"))
@@ -40,11 +44,7 @@ def run(args: argparse.Namespace) -> int:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setOrganizationName(ORGANISATION)
-    app.setApplicationName(APPLICATION)
-    app.setApplicationDisplayName("clipdesk")
-    QGuiApplication.setDesktopFileName("clipdesk")
-    app.setWindowIcon(QIcon(str(Path(__file__).with_name("clipdesk.svg"))))
+    identify(app)
 
     options = LibraryOptions(
         db_path=Path(args.db), model=args.model, device=args.device,
@@ -68,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
     tick.timeout.connect(lambda: None)
     tick.start()
 
-    for folder in args.add:
+    # Folders named on the command line (the desktop launcher's %F) are added and shown.
+    folders = [os.path.abspath(f) for f in (*args.add, *getattr(args, "folders", ()))]
+    for folder in folders:
         window.add_folder(folder)
+    if folders:
+        window.folders_dock.show()
+        window.folders_dock.raise_()
     if args.query:
         window.search_box.setText(args.query)
         window.run_search()
@@ -124,6 +129,20 @@ def run(args: argparse.Namespace) -> int:
     if scratch is not None:
         scratch.cleanup()
     return status or code
+
+
+def identify(app: QGuiApplication) -> None:
+    """Give the application its names, desktop id (how desktops match windows to the launcher) and icon."""
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from .._desktopentry import APP_ID, svg_icon
+    from .settings import APPLICATION, ORGANISATION
+
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("clipdesk")
+    QGuiApplication.setDesktopFileName(APP_ID)
+    app.setWindowIcon(QIcon(str(svg_icon())))
 
 
 def _report_bugs_in(window: object) -> None:
