@@ -27,9 +27,21 @@ SCREENSHOT_TIMEOUT_S = 180.0
 
 def run(args: argparse.Namespace) -> int:
     """Open the window; returns the exit status. Called by `clipdesk gui` (whose options cli.py defines)."""
-    from PySide6.QtCore import QSettings, Qt, QTimer
-    from PySide6.QtGui import QGuiApplication
-    from PySide6.QtWidgets import QApplication
+    from . import displaycheck
+
+    # Qt aborts the process without a display or with its platform libraries missing: look first.
+    reason = displaycheck.problem()
+    if reason:
+        raise ClipdeskError(reason)
+    try:
+        from PySide6.QtCore import QSettings, Qt, QTimer
+        from PySide6.QtGui import QGuiApplication
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:
+        missing = displaycheck.missing_from_error(str(exc))
+        if missing:
+            raise ClipdeskError(displaycheck.missing_libraries_message(missing)) from None
+        raise
 
     from .._library import LibraryOptions
     from .mainwindow import MainWindow
