@@ -1,4 +1,4 @@
-"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates, desktop."""
+"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates, doctor, desktop."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     parser.add_argument(
         "--allow-pickle", action="store_true",
         help="allow loading pickle (.bin) weights, which can run code; only for models you trust",
+        **({"default": False} if defaults else kw),
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="also print clipdesk's log on the terminal, with debugging detail (the log file gets it too)",
         **({"default": False} if defaults else kw),
     )
 
@@ -151,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only photos in this folder (may be repeated)")
     p.add_argument("--json", action="store_true", help="print JSON: {groups: [{paths, exact, min_similarity}]}")
     p.set_defaults(handler=cmd_duplicates)
+
+    p = sub.add_parser("doctor", parents=[common],
+                       help="check this installation and library, saying what to do about each problem")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: {versions, paths, device, model, library, problems: [{problem, what_to_do}]}")
+    p.set_defaults(handler=cmd_doctor)
 
     p = sub.add_parser("desktop", help="add clipdesk to (or remove it from) this user's desktop menus (Linux)")
     p.add_argument("action", choices=["install", "uninstall"],
@@ -464,6 +475,17 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ._diagnostics import collect
+
+    report = collect(Path(args.db), args.model, device=args.device)
+    if args.json:
+        _print_json(report.as_json())
+    else:
+        print(report.as_text())
+    return 1 if report.problems else 0
+
+
 def cmd_desktop(args: argparse.Namespace) -> int:
     from . import _desktopentry as desktop
 
@@ -697,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from . import _logfile as logfile
 
-    logfile.install()
+    logfile.install(verbose=bool(getattr(args, "verbose", False)))
     try:
         return handler(args)
     except UsageError as exc:  # like a bad option: status 2

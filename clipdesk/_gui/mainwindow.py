@@ -40,7 +40,7 @@ from .._paths import cache_dir
 from .._search import Hit, Query
 from .._sorting import Placement, SortReport, apply_sort, plan_sort
 from .._store import MAX_KNN
-from . import desktop
+from . import desktop, helpactions
 from . import settings as settings_io
 from .classifypanel import ClassifyPanel
 from .folderspanel import FoldersPanel
@@ -260,6 +260,11 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Search &syntax", self._show_syntax)
+        help_menu.addSeparator()
+        self._action(help_menu, "Open &log folder", lambda: helpactions.open_log_folder(self))
+        self._action(help_menu, "Copy &diagnostics",
+                     lambda: helpactions.copy_diagnostics(self, options_for(self.base_options, self.settings)))
+        help_menu.addSeparator()
         self._action(help_menu, "&About clipdesk", self._about)
 
     def _action(self, menu: QMenu, text: str, slot: Callable[[], object],
