@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="find photos by words and example images")
-    p.add_argument("text", nargs="*", metavar="TEXT", help="what to look for")
+    p.add_argument("text", nargs="*", metavar="TEXT",
+                   help='what to look for, as in the app\'s search box: -word or not:word pushes '
+                   'photos down, quotes keep a phrase together (green -white, beach -"people swimming")')
     p.add_argument("--also", action="append", default=[], metavar="TEXT", help="another description to match")
     p.add_argument("--not", dest="negatives", action="append", default=[], metavar="TEXT", help="push down photos matching this")
     p.add_argument("--like", action="append", default=[], metavar="IMAGE", help="an example image to match")
@@ -343,13 +345,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ._library import Library
     from ._search import Query
 
-    texts = ([" ".join(args.text)] if args.text else []) + list(args.also)
+    from ._querytext import from_words, parse_query
+
+    # The same parser as the search box, so the window and the terminal rank alike.
+    parsed = parse_query(from_words(args.text))
+    texts = ([parsed.text] if parsed.text else []) + list(args.also)
     for path in args.like:
         require_photo_path(path)
     typed = _filter(args)
     query = Query(
         texts=tuple(texts),
-        negatives=tuple(args.negatives),
+        negatives=tuple(dict.fromkeys([*parsed.negatives, *args.negatives])),
         like=tuple(args.like),
         limit=args.limit,
         min_score=args.min_score,
@@ -710,9 +716,50 @@ class _CountBar:
 
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _search_terms_kept(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`clipdesk search green -white`: a -word that is not one of search's options is a search term.
+
+    argparse would take `-white` for an option (or `-night` for `-n ight`); as `not:white`
+    it reaches the query parser, which reads both forms alike.
+    """
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    global_values = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+    at = 0
+    while at < len(argv) and argv[at].startswith("-"):
+        at += 2 if argv[at] in global_values else 1
+    if at >= len(argv) or argv[at] != "search":
+        return argv
+    options = {s: a for a in commands["search"]._actions for s in a.option_strings}
+    kept = argv[:at + 1]
+    rest = iter(argv[at + 1:])
+    for word in rest:
+        action = options.get(word.split("=", 1)[0])
+        if word == "--":
+            kept += [word, *rest]
+        elif action is not None:
+            kept.append(word)
+            value = next(rest, None) if action.nargs != 0 and "=" not in word else None
+            if value is not None:
+                kept.append(value)
+        elif word.startswith("-") and not word.startswith("--") and len(word) > 1 and not _is_number(word) \
+                and not (word[:2] in options and word[2:].isdigit()):
+            kept.append("not:" + word[1:])
+        else:
+            kept.append(word)
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_search_terms_kept(list(sys.argv[1:] if argv is None else argv), parser))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

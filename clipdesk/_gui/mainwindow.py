@@ -46,7 +46,7 @@ from .classifypanel import ClassifyPanel
 from .folderspanel import FoldersPanel
 from .preview import PreviewPane
 from .progress import ProgressDisplay
-from .querytext import parse_query
+from .._querytext import parse_query
 from .resultsmodel import ResultsModel
 from .resultspage import ResultsPage
 from .settings import AppSettings
