@@ -9,7 +9,7 @@ CONSTRAINTS ?= packaging/constraints.txt
 # Only the tests run offscreen: `make run` with no display gets the app's own one-line
 # explanation rather than an invisible window.
 
-.PHONY: run test lint venv bench clean kill-test
+.PHONY: run test lint venv bench clean kill-test man
 
 # pip's own progress bars (no --quiet): the first install downloads PyTorch, several minutes.
 $(APP_STAMP): pyproject.toml $(CONSTRAINTS)
@@ -42,6 +42,10 @@ bench: $(APP_STAMP)
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_startup.py
+
+# The clipdesk(1) man page, written from the command-line parser.
+man: $(APP_STAMP)
+	$(PY) -m clipdesk._manpage build/man/clipdesk.1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

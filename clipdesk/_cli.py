@@ -1,4 +1,4 @@
-"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates, doctor, desktop."""
+"""The `clipdesk` command line: index, search, similar, list, classify, status, forget, watch, gui, duplicates, doctor, completion, desktop."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._completion import SHELLS
 from ._errors import ClipdeskError, UsageError
 from ._paths import default_db_path, display, printable
 from ._logfile import PrintableFormatter
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", parents=[common], help="index photo folders (remembered in the library)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to index (default: all known folders)")
+    p.add_argument("paths", nargs="*", metavar="FOLDER", help="folders to index (default: all known folders)")
     p.add_argument("--reindex", action="store_true", help="rebuild all vectors (e.g. with a new --model)")
     p.add_argument("--batch-size", type=_positive_int, help="images per model batch")
     p.add_argument("--workers", type=_positive_int, help="decoding threads")
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("forget", parents=[common], help="drop a folder and its images from the library")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("path", metavar="FOLDER")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_forget)
 
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_gui)
 
     p = sub.add_parser("watch", parents=[common], help="keep the library in step with its folders (runs until Ctrl-C)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add and watch (default: the library's folders)")
+    p.add_argument("paths", nargs="*", metavar="FOLDER", help="folders to add and watch (default: the library's folders)")
     p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
                    help="how long a file must stay unchanged before it is indexed (default: %(default)s)")
     p.add_argument("--poll", action="store_true", help="check folders by polling instead of change events")
@@ -164,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print JSON: {versions, paths, device, model, library, problems: [{problem, what_to_do}]}")
     p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser(
+        "completion", help="print a shell completion script: bash, zsh or fish",
+        description="Print a completion script for your shell. bash: add `eval \"$(clipdesk completion bash)\"` "
+        "to ~/.bashrc. zsh: `clipdesk completion zsh > ~/.zfunc/_clipdesk` with ~/.zfunc on $fpath. "
+        "fish: `clipdesk completion fish > ~/.config/fish/completions/clipdesk.fish`.",
+    )
+    p.add_argument("shell", choices=SHELLS)
+    p.set_defaults(handler=cmd_completion)
 
     p = sub.add_parser("desktop", help="add clipdesk to (or remove it from) this user's desktop menus (Linux)")
     p.add_argument("action", choices=["install", "uninstall"],
@@ -500,6 +510,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from ._gui.app import run
 
     return run(args)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from ._completion import script
+
+    sys.stdout.write(script(args.shell, build_parser()))
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
