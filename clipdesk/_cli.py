@@ -350,11 +350,27 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.indexed} indexed, {report.unchanged} unchanged, {report.moved} moved, "
             f"{report.removed} removed, {len(report.failed)} failed"
             + (f", {report.skipped} skipped (failed before, unchanged since)" if report.skipped else "")
+            + _unsupported_summary(report.unsupported)
             + f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
         )
         for failure in report.failed:
             print(f"  skipped {printable(failure.path)}: {printable(failure.error)}", file=sys.stderr)
+        from ._rawphoto import INSTALL_HINT, RAW_SUFFIXES
+
+        if RAW_SUFFIXES & set(report.unsupported):
+            print(f"clipdesk: {INSTALL_HINT}", file=sys.stderr)
     return 0
+
+
+def _unsupported_summary(unsupported: dict[str, int]) -> str:
+    """', 3 other files skipped (2 .mov, 1 .txt)': files in the folders that are not photos clipdesk reads."""
+    total = sum(unsupported.values())
+    if not total:
+        return ""
+    kinds = sorted(unsupported.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{count} {suffix or 'without extension'}" for suffix, count in kinds[:4])
+    more = ", …" if len(kinds) > 4 else ""
+    return f", {total} other file{'s' if total != 1 else ''} skipped ({printable(shown)}{more})"
 
 
 def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
