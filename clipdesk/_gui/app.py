@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from .._errors import ClipdeskError
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtGui import QGuiApplication, QPixmap
+
+    from .mainwindow import MainWindow
 
 SCREENSHOT_TIMEOUT_S = 180.0
 
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 QTimer.singleShot(200, save)
                 return
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(target)):
+            if not _picture(window).save(str(target)):
                 print(f"clipdesk: could not write {target}", file=sys.stderr)
                 status = 1
             else:
@@ -141,6 +143,30 @@ def run(args: argparse.Namespace) -> int:
     if scratch is not None:
         scratch.cleanup()
     return status or code
+
+
+def _picture(window: MainWindow) -> QPixmap:
+    """The window, with the first-run model window over it where that is open (as a user sees them)."""
+    from PySide6.QtGui import QColor, QPainter
+
+    from .modelsetup import ModelSetupDialog
+
+    picture = window.grab()
+    dialog = window.findChild(ModelSetupDialog)
+    if dialog is not None and dialog.isVisible():
+        over = dialog.grab()
+        painter = QPainter(picture)
+        ratio = picture.devicePixelRatio() or 1.0
+        size = picture.size() / ratio
+        x, y = int((size.width() - over.width()) / 2), int((size.height() - over.height()) / 3)
+        width, height = int(over.width() / (over.devicePixelRatio() or 1.0)), int(over.height() / (over.devicePixelRatio() or 1.0))
+        # A grab has no window frame: a shadow and an edge show it is a window of its own.
+        painter.fillRect(x + 4, y + 4, width, height, QColor(0, 0, 0, 60))
+        painter.drawPixmap(x, y, over)
+        painter.setPen(QColor(0, 0, 0, 140))
+        painter.drawRect(x - 1, y - 1, width + 1, height + 1)
+        painter.end()
+    return picture
 
 
 def identify(app: QGuiApplication) -> None:
