@@ -160,7 +160,7 @@ def bash(cli: CommandLine) -> str:
     ]
     for command in (None, *cli.commands):
         options = cli.options + (command.options if command else ())
-        lines.append(f'    {command.name if command else ""!r})'.replace("'", '"'))
+        lines.append(f'    "{command.name if command else ""}")')
         lines.append('        case "$prev" in')
         for option in options:
             if option.kind is not Kind.NONE:
@@ -173,10 +173,8 @@ def bash(cli: CommandLine) -> str:
         if command is None:
             lines.append(f'        COMPREPLY=($(compgen -W {shlex.quote(names)} -- "$cur"));;')
         else:
-            kinds = {p.kind for p in command.positionals}
             positional = next((p for p in command.positionals if p.kind is not Kind.TEXT), None)
-            lines.append(f"        {_bash_values(positional) if positional else 'COMPREPLY=()'};;"
-                         if kinds else "        COMPREPLY=();;")
+            lines.append(f"        {_bash_values(positional) if positional else 'COMPREPLY=()'};;")
     lines += [
         "    esac",
         "}",
