@@ -1,5 +1,5 @@
 """The `clipdesk` command line: index, search, similar, list, classify, tag, labels, safe-search, status,
-forget, watch, gui, duplicates, export, import."""
+forget, watch, gui, duplicates, export, import, doctor, completion, desktop."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._completion import SHELLS
 from ._errors import ClipdeskError, UsageError
 from ._paths import default_db_path, display, printable
 from ._logfile import PrintableFormatter
@@ -60,6 +61,11 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         help="allow loading pickle (.bin) weights, which can run code; only for models you trust",
         **({"default": False} if defaults else kw),
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="also print clipdesk's log on the terminal, with debugging detail (the log file gets it too)",
+        **({"default": False} if defaults else kw),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", parents=[common], help="index photo folders (remembered in the library)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to index (default: all known folders)")
+    p.add_argument("paths", nargs="*", metavar="FOLDER", help="folders to index (default: all known folders)")
     p.add_argument("--reindex", action="store_true", help="rebuild all vectors (e.g. with a new --model)")
     p.add_argument("--batch-size", type=_positive_int, help="images per model batch")
     p.add_argument("--workers", type=_positive_int, help="decoding threads")
@@ -85,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="find photos by words and example images")
-    p.add_argument("text", nargs="*", metavar="TEXT", help="what to look for")
+    p.add_argument("text", nargs="*", metavar="TEXT",
+                   help='what to look for, as in the app\'s search box: -word or not:word pushes '
+                   'photos down, quotes keep a phrase together (green -white, beach -"people swimming")')
     p.add_argument("--also", action="append", default=[], metavar="TEXT", help="another description to match")
     p.add_argument("--not", dest="negatives", action="append", default=[], metavar="TEXT", help="push down photos matching this")
     p.add_argument("--like", action="append", default=[], metavar="IMAGE", help="an example image to match")
@@ -120,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("forget", parents=[common], help="drop a folder and its images from the library")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("path", metavar="FOLDER")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_forget)
 
@@ -129,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_gui)
 
     p = sub.add_parser("watch", parents=[common], help="keep the library in step with its folders (runs until Ctrl-C)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add and watch (default: the library's folders)")
+    p.add_argument("paths", nargs="*", metavar="FOLDER", help="folders to add and watch (default: the library's folders)")
     p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
                    help="how long a file must stay unchanged before it is indexed (default: %(default)s)")
     p.add_argument("--poll", action="store_true", help="check folders by polling instead of change events")
@@ -155,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_label_commands(sub, common)
     _add_interchange_commands(sub, common)
+
+    p = sub.add_parser("doctor", parents=[common],
+                       help="check this installation and library, saying what to do about each problem")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: {versions, paths, device, model, library, problems: [{problem, what_to_do}]}")
+    p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser(
+        "completion", help="print a shell completion script: bash, zsh or fish",
+        description="Print a completion script for your shell. bash: add `eval \"$(clipdesk completion bash)\"` "
+        "to ~/.bashrc. zsh: `clipdesk completion zsh > ~/.zfunc/_clipdesk` with ~/.zfunc on $fpath. "
+        "fish: `clipdesk completion fish > ~/.config/fish/completions/clipdesk.fish`.",
+    )
+    p.add_argument("shell", choices=SHELLS)
+    p.set_defaults(handler=cmd_completion)
+
+    p = sub.add_parser("desktop", help="add clipdesk to (or remove it from) this user's desktop menus (Linux)")
+    p.add_argument("action", choices=["install", "uninstall"],
+                   help="install: the launcher, icons and AppStream data under $XDG_DATA_HOME; "
+                   "uninstall: remove them again")
+    p.set_defaults(handler=cmd_desktop)
+
     return parser
 
 
@@ -228,6 +258,8 @@ def _add_interchange_commands(sub: Any, common: argparse.ArgumentParser) -> None
 def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
     # Here rather than in clipdesk._gui, so building the parser never imports the GUI package;
     # `cmd_gui` imports it when the window is asked for.
+    p.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="folders to add (and index) and show on start; the desktop launcher passes these")
     p.add_argument("--screenshot", metavar="OUT.png", type=Path,
                    help="start, wait until idle, save a picture of the window, and exit")
     p.add_argument("--add", action="append", default=[], metavar="FOLDER",
@@ -298,6 +330,10 @@ def _prepare_filter(library: Library, typed: Filter, *, safe: bool = False) -> F
     them takes file headers only (239 photos in 0.014 s from a warm disk cache), once."""
     from ._labels import SafeSearchUnavailable
 
+
+    for folder in typed.folders:
+        if os.path.isfile(folder):
+            raise UsageError(f"--in {folder} is a file; give a folder.")
     keep = library.resolve_filter(typed)
     stored = library.safe_search().enabled
     if safe or stored:
@@ -319,6 +355,7 @@ def _prepare_filter(library: Library, typed: Filter, *, safe: bool = False) -> F
         bar = _CountBar("reading headers")  # a pipe gets the one line above
         try:
             library.describe(bar.update)
+            bar.finish()
         finally:
             bar.close()
     return keep
@@ -360,8 +397,22 @@ def _options(args: argparse.Namespace, *, memory_index: bool = True) -> Any:
     )
 
 
+JSON_DIGITS = 6  # every float in --json output: scores, probabilities, similarities, seconds
+
+
+def _rounded(data: Any) -> Any:
+    if isinstance(data, float):
+        return round(data, JSON_DIGITS)
+    if isinstance(data, dict):
+        return {k: _rounded(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_rounded(v) for v in data]
+    return data
+
+
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
+    """Every command's --json output: floats rounded alike, so outputs compare and diff cleanly."""
+    json.dump(_rounded(data), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
@@ -378,6 +429,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar = _CountBar()
         try:
             report = library.index(args.paths, reindex=args.reindex, progress=bar.indexing)
+            bar.finish()
         finally:
             bar.close()
     if args.json:
@@ -388,17 +440,33 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.indexed} indexed, {report.unchanged} unchanged, {report.moved} moved, "
             f"{report.removed} removed, {len(report.failed)} failed"
             + (f", {report.skipped} skipped (failed before, unchanged since)" if report.skipped else "")
+            + _unsupported_summary(report.unsupported)
             + f" ({report.seconds:.1f} s" + (f", {rate:.1f} images/s)" if rate else ")")
         )
         for failure in report.failed:
             print(f"  skipped {printable(failure.path)}: {printable(failure.error)}", file=sys.stderr)
+        from ._rawphoto import INSTALL_HINT, RAW_SUFFIXES
+
+        if RAW_SUFFIXES & set(report.unsupported):
+            print(f"clipdesk: {INSTALL_HINT}", file=sys.stderr)
     return 0
+
+
+def _unsupported_summary(unsupported: dict[str, int]) -> str:
+    """', 3 other files skipped (2 .mov, 1 .txt)': files in the folders that are not photos clipdesk reads."""
+    total = sum(unsupported.values())
+    if not total:
+        return ""
+    kinds = sorted(unsupported.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{count} {suffix or 'without extension'}" for suffix, count in kinds[:4])
+    more = ", …" if len(kinds) > 4 else ""
+    return f", {total} other file{'s' if total != 1 else ''} skipped ({printable(shown)}{more})"
 
 
 def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
     if as_json:
         _print_json([
-            {"path": display(h.path), "score": round(h.score, 6), **_photo_json(h.record, h.path)}
+            {"path": display(h.path), "score": h.score, **_photo_json(h.record, h.path)}
             for h in hits
         ])
         return
@@ -412,13 +480,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ._library import Library
     from ._search import Query
 
-    texts = ([" ".join(args.text)] if args.text else []) + list(args.also)
+    from ._querytext import from_words, parse_query
+
+    # The same parser as the search box, so the window and the terminal rank alike.
+    parsed = parse_query(from_words(args.text))
+    texts = ([parsed.text] if parsed.text else []) + list(args.also)
     for path in args.like:
         require_photo_path(path)
     typed = _filter(args)
     query = Query(
         texts=tuple(texts),
-        negatives=tuple(args.negatives),
+        negatives=tuple(dict.fromkeys([*parsed.negatives, *args.negatives])),
         like=tuple(args.like),
         limit=args.limit,
         min_score=args.min_score,
@@ -524,8 +596,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from ._library import Library
+    from ._library import Library, check_folders
 
+    if os.path.isfile(args.path):  # (a folder that is gone can still be forgotten)
+        check_folders([args.path])
     with Library(_options(args), create=False) as library:
         removed = library.forget(args.path)
     if args.json:
@@ -544,6 +618,43 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from ._completion import script
+
+    sys.stdout.write(script(args.shell, build_parser()))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ._diagnostics import collect
+
+    report = collect(Path(args.db), args.model, device=args.device)
+    if args.json:
+        _print_json(report.as_json())
+    else:
+        print(report.as_text())
+    return 1 if report.problems else 0
+
+
+def cmd_desktop(args: argparse.Namespace) -> int:
+    from . import _desktopentry as desktop
+
+    home = desktop.data_home()
+    if args.action == "install":
+        written = desktop.install(home)
+        launcher = next(p for p in written if p.suffix == ".desktop")
+        print(f"Added clipdesk to your desktop's menus ({len(written)} files under {printable(str(home))}; "
+              f"launcher: {printable(str(launcher))}).")
+        print("Remove them with `clipdesk desktop uninstall`.")
+    else:
+        removed = desktop.uninstall(home)
+        if removed:
+            print(f"Removed clipdesk from your desktop's menus ({len(removed)} files under {printable(str(home))}).")
+        else:
+            print(f"clipdesk was not in your desktop's menus (nothing under {printable(str(home))}).")
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -552,10 +663,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from ._store import Store
     from ._watcher import check_poll_interval
 
+    from ._library import check_folders
+
     check_poll_interval(args.poll_interval)
-    for path in args.paths:
-        if not os.path.isdir(path):
-            raise ClipdeskError(f"No folder at {path}." if not os.path.exists(path) else f"{path} is a file; give a folder.")
+    check_folders(args.paths)
     if not args.paths:
         no_folders = ClipdeskError("No folders to watch: give one, e.g. `clipdesk watch ~/Pictures`.")
         if not Path(args.db).exists():
@@ -743,6 +854,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         bar = _CountBar("fingerprinting older photos")
         try:
             groups = library.duplicates(args.threshold, args.within, progress=bar.update)
+            bar.finish()
         finally:
             bar.close()
     if args.json:
@@ -889,22 +1001,69 @@ class _CountBar:
         if progress.phase == "indexing":
             self.update(progress.done, progress.total, progress.failed)
 
+    def finish(self) -> None:
+        """The work is done: the bar says 100 % (its last report may have come a batch early)."""
+        if self._bar is not None and self._bar.total:
+            self._bar.n = self._bar.total
+            self._bar.refresh()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _search_terms_kept(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`clipdesk search green -white`: a -word that is not one of search's options is a search term.
+
+    argparse would take `-white` for an option (or `-night` for `-n ight`); as `not:white`
+    it reaches the query parser, which reads both forms alike.
+    """
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    global_values = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+    at = 0
+    while at < len(argv) and argv[at].startswith("-"):
+        at += 2 if argv[at] in global_values else 1
+    if at >= len(argv) or argv[at] != "search":
+        return argv
+    options = {s: a for a in commands["search"]._actions for s in a.option_strings}
+    kept = argv[:at + 1]
+    rest = iter(argv[at + 1:])
+    for word in rest:
+        action = options.get(word.split("=", 1)[0])
+        if word == "--":
+            kept += [word, *rest]
+        elif action is not None:
+            kept.append(word)
+            value = next(rest, None) if action.nargs != 0 and "=" not in word else None
+            if value is not None:
+                kept.append(value)
+        elif word.startswith("-") and not word.startswith("--") and len(word) > 1 and not _is_number(word) \
+                and not (word[:2] in options and word[2:].isdigit()):
+            kept.append("not:" + word[1:])
+        else:
+            kept.append(word)
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_search_terms_kept(list(sys.argv[1:] if argv is None else argv), parser))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0
     from . import _logfile as logfile
 
-    logfile.install()
+    logfile.install(verbose=bool(getattr(args, "verbose", False)))
     try:
         return handler(args)
     except UsageError as exc:  # like a bad option: status 2

@@ -102,7 +102,7 @@ class DuplicateGroup:
         return {
             "paths": [display(p.path) for p in self.photos],
             "exact": self.exact,
-            "min_similarity": round(self.min_similarity, 4),
+            "min_similarity": self.min_similarity,  # rounded with every other --json float (cli)
             "keep_reason": self.keep_reason,
         }
 

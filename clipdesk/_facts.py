@@ -85,4 +85,5 @@ def date_taken(taken_at: str | None, offset: str | None, mtime_ns: int) -> tuple
 TYPE_NAMES = {
     "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp", "gif": "gif", "bmp": "bmp",
     "tiff": "tiff", "tif": "tiff", "heic": "heif", "heif": "heif", "avif": "avif",
+    "raw": "raw", "dng": "raw",
 }

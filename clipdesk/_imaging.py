@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +27,8 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ._errors import ImageUnreadable
 from ._facts import Facts
+from ._rawphoto import FILE_TYPE as RAW_FILE_TYPE
+from ._rawphoto import RAW_SUFFIXES, is_raw, open_raw, raw_available, raw_size
 from ._safefile import open_regular
 
 # Images above this many pixels are refused outright (a "decompression bomb"
@@ -90,10 +92,10 @@ def _silence_libtiff() -> None:
 
 _silence_libtiff()
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-)
-HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
+# The Pillow formats that are photos. Which file names they cover is Pillow's to say
+# (`supported_suffixes`): AVIF is read wherever this Pillow was built with libavif, HEIC
+# once pillow-heif registers itself, without a list here to keep in step.
+PHOTO_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF"})
 
 # What undoes each EXIF orientation (the same table as ImageOps.exif_transpose).
 _TRANSPOSE = {
@@ -131,7 +133,15 @@ def heif_available() -> bool:
 
 
 def supported_suffixes() -> frozenset[str]:
-    return IMAGE_SUFFIXES | HEIF_SUFFIXES if heif_available() else IMAGE_SUFFIXES
+    """The file extensions of photos this installation can read, as Pillow (and its plugins) register
+    them, and camera RAW where the raw extra is installed."""
+    heif_available()
+    Image.init()
+    pillow = frozenset(
+        suffix for suffix, name in Image.registered_extensions().items()
+        if name in PHOTO_FORMATS and name in Image.OPEN
+    )
+    return pillow | RAW_SUFFIXES if raw_available() else pillow
 
 
 @dataclass(frozen=True)
@@ -228,16 +238,21 @@ def open_image(
     min_side: int | None = None,
     *,
     budget: DecodeBudget | None = None,
+    name: str | None = None,
 ) -> tuple[Image.Image, ImageInfo]:
     """Decode a photo as upright RGB; with min_side, at a reduced size no smaller than that.
 
     A path is opened with `open_regular` (no FIFOs, devices or oversized files).
     Raises ImageUnreadable with a short reason for anything that is not a usable
     image. The decode waits for its share of budget (by default the process's own).
+    `name` is the file's name where source is an open file: camera RAW is known by it.
     """
     budget = budget or _PROCESS_BUDGET
+    name = str(source) if isinstance(source, (str, Path)) else name
+    raw = name is not None and is_raw(name) and raw_available()
     if isinstance(source, bytes):
-        return _decode(io.BytesIO(source), min_side, budget)
+        stream: BinaryIO = io.BytesIO(source)
+        return _decode_raw(stream, min_side, budget) if raw else _decode(stream, min_side, budget)
     if isinstance(source, (str, Path)):
         try:
             handle = open_regular(source)
@@ -246,15 +261,34 @@ def open_image(
         except OSError as exc:
             raise ImageUnreadable(f"cannot read file: {exc.strerror or exc}") from None
         with handle:
-            return _decode(handle, min_side, budget)
-    return _decode(source, min_side, budget)
+            return _decode_raw(handle, min_side, budget) if raw else _decode(handle, min_side, budget)
+    return _decode_raw(source, min_side, budget) if raw else _decode(source, min_side, budget)
 
 
-def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tuple[Image.Image, ImageInfo]:
+def _decode_raw(handle: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tuple[Image.Image, ImageInfo]:
+    """A camera RAW file, through its embedded preview (see _rawphoto); recorded at the RAW's own size."""
+    try:
+        data = handle.read()
+    except OSError as exc:
+        raise ImageUnreadable(f"cannot read file: {exc.strerror or exc}") from None
+    photo = open_raw(data, MAX_PIXELS)
+    del data
+    image, info = _decode(photo.stream, min_side, budget, file_type=RAW_FILE_TYPE, orientation=photo.orientation)
+    width, height = (photo.height, photo.width) if photo.orientation in (5, 6, 7, 8) else (photo.width, photo.height)
+    # LibRaw writes a RAW's metadata into the preview's EXIF; a camera that kept no date gives 0, 1970.
+    taken_at = None if (info.taken_at or "").startswith("1970-01-01T00:00:00") else info.taken_at
+    return image, replace(info, width=width, height=height, taken_at=taken_at)
+
+
+def _decode(
+    stream: BinaryIO, min_side: int | None, budget: DecodeBudget, *,
+    file_type: str | None = None, orientation: int | None = None,
+) -> tuple[Image.Image, ImageInfo]:
+    """Decode a stream; file_type and orientation, where given, are the container's (a RAW's)."""
     try:
         # Reads the header only: nothing is allocated for pixels until load().
         image: Image.Image = Image.open(stream)
-        file_type = image.format  # the reduced copy below no longer has one
+        file_type = file_type or image.format  # the reduced copy below no longer has one
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageUnreadable(_too_large(width, height))
@@ -270,7 +304,7 @@ def _decode(stream: BinaryIO, min_side: int | None, budget: DecodeBudget) -> tup
             # that too happens within the budget.
             image.load()
             exif = _exif(image)
-            orientation = _orientation(exif)
+            orientation = orientation or _orientation(exif)
             taken_at = _exif_datetime(exif)
             facts = _facts(exif, file_type)
             image = _rgb_reduced(image, factor)
@@ -465,6 +499,15 @@ def read_info(path: str | Path) -> ImageInfo:
     A PNG whose EXIF follows its pixels is described without it: reading that
     EXIF would decode the image.
     """
+    if is_raw(str(path)) and raw_available():
+        try:
+            with open_regular(path) as handle:
+                width, height, orientation = raw_size(handle.read())
+        except OSError as exc:
+            raise ImageUnreadable(_reason(exc)) from None
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        return ImageInfo(width, height, None, Facts(file_type=RAW_FILE_TYPE.lower()))
     try:
         with open_regular(path) as handle, Image.open(handle) as image:
             # Pillow would load() a PNG to find EXIF after its pixels.

@@ -63,6 +63,8 @@ class IndexReport:
     failed: list[Failure] = field(default_factory=list)
     # Files that failed in an earlier run and have not changed since: not read again.
     skipped: int = 0
+    # Files in the folders that are not photos clipdesk reads, by extension ("" for none).
+    unsupported: dict[str, int] = field(default_factory=dict)
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -79,6 +81,8 @@ class IndexReport:
         self.encoded += other.encoded
         self.failed.extend(other.failed)
         self.skipped += other.skipped
+        for suffix, count in other.unsupported.items():
+            self.unsupported[suffix] = self.unsupported.get(suffix, 0) + count
         self.cancelled = self.cancelled or other.cancelled
         self.seconds += other.seconds
 
@@ -344,7 +348,11 @@ class Indexer:
         def failure(path: str) -> FailedFile | None:
             return failures.pop(path, None)
 
-        for stat in scan(root, on_error=unreadable.__setitem__):
+        def other(path: str) -> None:
+            suffix = os.path.splitext(path)[1].lower()
+            report.unsupported[suffix] = report.unsupported.get(suffix, 0) + 1
+
+        for stat in scan(root, on_error=unreadable.__setitem__, on_other=other):
             plan.add(stat, folder.id, known.pop(stat.path, None), report, failure)
         missing.update(_keep_unreadable(known, unreadable, report))
         # Failed files no longer there (unless behind a folder that could not be read).
@@ -514,7 +522,7 @@ class Indexer:
                     return Prepared(job, digest, size, mtime_ns, error="empty file (0 bytes)")
                 handle.seek(0)
                 try:
-                    image, info = open_image(handle, min_side=self.encoder.image_size)
+                    image, info = open_image(handle, min_side=self.encoder.image_size, name=path)
                     pixels = self.encoder.preprocess(image)
                     fingerprint = phash(image)
                 except ImageUnreadable as exc:

@@ -59,11 +59,8 @@ DownloadProgress = Callable[[str, int, int], None]
 """(file name, bytes done, bytes total) while a model downloads."""
 
 
-def fetch(model_id: str, *, allow_pickle: bool = False, progress: Any = None) -> Path:
-    """The local folder of a hub model, downloading it first if it is not cached.
-
-    `progress` is a tqdm-compatible class for the download bars (the hub's own by default).
-    """
+def cached(model_id: str, *, allow_pickle: bool = False) -> Path | None:
+    """The local folder of a hub model already downloaded, or None; never touches the network."""
     import huggingface_hub
     from huggingface_hub import errors as hub_errors
 
@@ -75,9 +72,23 @@ def fetch(model_id: str, *, allow_pickle: bool = False, progress: Any = None) ->
             )
         )
     except (hub_errors.LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        pass
+        return None
     except hub_errors.HFValidationError:
         raise ModelUnavailable(f"'{model_id}' is neither a model folder nor a Hugging Face model id.") from None
+
+
+def fetch(model_id: str, *, allow_pickle: bool = False, progress: Any = None) -> Path:
+    """The local folder of a hub model, downloading it first if it is not cached.
+
+    `progress` is a tqdm-compatible class for the download bars (the hub's own by default).
+    """
+    import huggingface_hub
+    from huggingface_hub import errors as hub_errors
+
+    patterns = _WEIGHT_PATTERNS + (["*.bin"] if allow_pickle else [])
+    found = cached(model_id, allow_pickle=allow_pickle)
+    if found is not None:
+        return found
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise ModelUnavailable(_offline_message(model_id, "HF_HUB_OFFLINE is set"))
     try:

@@ -32,6 +32,11 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def thumbnail_dir() -> Path:
+    """The app's thumbnail cache (safe to delete: thumbnails are made again when needed)."""
+    return cache_dir() / "thumbnails"
+
+
 def make_private_dir(path: Path) -> Path:
     """Create a folder readable only by the user (photos' metadata is private)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -37,12 +37,15 @@ def is_candidate(name: str, suffixes: frozenset[str]) -> bool:
     return os.path.splitext(name)[1].lower() in suffixes
 
 
-def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
+def scan(
+    root: str, on_error: ScanError | None = None, on_other: Callable[[str], None] | None = None
+) -> Iterator[FileStat]:
     """Every image file below root (recursively), in a stable order.
 
     A folder or file that is there but cannot be read (permissions, an I/O error)
     goes to on_error: its photos are not known to be gone. One deleted during the
-    scan is simply not there.
+    scan is simply not there. Every other visible file (a video, a document, a RAW
+    file without the raw extra) goes to on_other, so it can be counted as skipped.
     """
     suffixes = supported_suffixes()
     stack = [root]
@@ -75,6 +78,8 @@ def scan(root: str, on_error: ScanError | None = None) -> Iterator[FileStat]:
                     # (Windows leaves st_ino 0 here; entry.inode() asks.)
                     inode = st.st_ino or entry.inode()
                     yield FileStat(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, inode)
+                elif on_other is not None and entry.is_file(follow_symlinks=False):
+                    on_other(entry.path)
             except FileNotFoundError:
                 continue  # deleted between listing and stat
             except OSError as exc:

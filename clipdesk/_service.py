@@ -671,7 +671,15 @@ class IndexService:
             if work.kind is _Kind.REMOVE:
                 self._remove(library, work)
             elif self._encoder is None:
-                self._emit(ServiceError(f"Cannot index without a model: {self._model_error}", folder=work.folder))
+                if work.kind is _Kind.ADD:
+                    # Remembered (and watched) now; indexed by the reconcile once a model loads.
+                    self._add(library.store, work)
+                    self._emit(ServiceError(
+                        f"{work.folder} is added: its photos are indexed once the model is available.",
+                        folder=work.folder))
+                else:
+                    self._emit(ServiceError(f"Cannot index without a model: {self._model_error}",
+                                            folder=work.folder))
             else:
                 self._index(library.store, self._encoder, work)
         except ModelUnavailable as exc:

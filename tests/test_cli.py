@@ -19,7 +19,7 @@ def test_index_search_similar_classify_status_forget(cli: CliRunner, photos: Pat
     report = run_json(cli, "--model", COLOUR_MODEL, "index", str(photos))
     assert report == {
         "indexed": 8, "unchanged": 0, "moved": 0, "removed": 0, "encoded": 8,
-        "failed": [], "skipped": 0, "cancelled": False, "seconds": report["seconds"],  # type: ignore[index]
+        "failed": [], "skipped": 0, "unsupported": {}, "cancelled": False, "seconds": report["seconds"],  # type: ignore[index]
     }
     # The library remembers its model: later commands need no --model.
     hits = run_json(cli, "search", "red", "-n", "3")

@@ -8,27 +8,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._errors import ClipdeskError
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QGuiApplication, QPixmap
+
+    from .mainwindow import MainWindow
 
 SCREENSHOT_TIMEOUT_S = 180.0
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the window; returns the exit status. Called by `clipdesk gui` (whose options cli.py defines)."""
-    from PySide6.QtCore import QSettings, Qt, QTimer
-    from PySide6.QtGui import QGuiApplication, QIcon
-    from PySide6.QtWidgets import QApplication
+    from . import displaycheck
+
+    # Qt aborts the process without a display or with its platform libraries missing: look first.
+    reason = displaycheck.problem()
+    if reason:
+        raise ClipdeskError(reason)
+    try:
+        from PySide6.QtCore import QSettings, Qt, QTimer
+        from PySide6.QtGui import QGuiApplication
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:
+        missing = displaycheck.missing_from_error(str(exc))
+        if missing:
+            raise ClipdeskError(displaycheck.missing_libraries_message(missing)) from None
+        raise
 
     from .._library import LibraryOptions
     from .mainwindow import MainWindow
-    from .settings import APPLICATION, ORGANISATION
 
     try:
         width, height = (int(v) for v in str(args.size).lower().split("x"))
@@ -40,11 +58,7 @@ def run(args: argparse.Namespace) -> int:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setOrganizationName(ORGANISATION)
-    app.setApplicationName(APPLICATION)
-    app.setApplicationDisplayName("clipdesk")
-    QGuiApplication.setDesktopFileName("clipdesk")
-    app.setWindowIcon(QIcon(str(Path(__file__).with_name("clipdesk.svg"))))
+    identify(app)
 
     options = LibraryOptions(
         db_path=Path(args.db), model=args.model, device=args.device,
@@ -68,8 +82,13 @@ def run(args: argparse.Namespace) -> int:
     tick.timeout.connect(lambda: None)
     tick.start()
 
-    for folder in args.add:
+    # Folders named on the command line (the desktop launcher's %F) are added and shown.
+    folders = [os.path.abspath(f) for f in (*args.add, *getattr(args, "folders", ()))]
+    for folder in folders:
         window.add_folder(folder)
+    if folders:
+        window.folders_dock.show()
+        window.folders_dock.raise_()
     if args.query:
         window.search_box.setText(args.query)
         window.run_search()
@@ -108,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 QTimer.singleShot(200, save)
                 return
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(target)):
+            if not _picture(window).save(str(target)):
                 print(f"clipdesk: could not write {target}", file=sys.stderr)
                 status = 1
             else:
@@ -124,6 +143,44 @@ def run(args: argparse.Namespace) -> int:
     if scratch is not None:
         scratch.cleanup()
     return status or code
+
+
+def _picture(window: MainWindow) -> QPixmap:
+    """The window, with the first-run model window over it where that is open (as a user sees them)."""
+    from PySide6.QtGui import QColor, QPainter
+
+    from .modelsetup import ModelSetupDialog
+
+    picture = window.grab()
+    dialog = window.findChild(ModelSetupDialog)
+    if dialog is not None and dialog.isVisible():
+        over = dialog.grab()
+        painter = QPainter(picture)
+        ratio = picture.devicePixelRatio() or 1.0
+        size = picture.size() / ratio
+        x, y = int((size.width() - over.width()) / 2), int((size.height() - over.height()) / 3)
+        width, height = int(over.width() / (over.devicePixelRatio() or 1.0)), int(over.height() / (over.devicePixelRatio() or 1.0))
+        # A grab has no window frame: a shadow and an edge show it is a window of its own.
+        painter.fillRect(x + 4, y + 4, width, height, QColor(0, 0, 0, 60))
+        painter.drawPixmap(x, y, over)
+        painter.setPen(QColor(0, 0, 0, 140))
+        painter.drawRect(x - 1, y - 1, width + 1, height + 1)
+        painter.end()
+    return picture
+
+
+def identify(app: QGuiApplication) -> None:
+    """Give the application its names, desktop id (how desktops match windows to the launcher) and icon."""
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from .._desktopentry import APP_ID, svg_icon
+    from .settings import APPLICATION, ORGANISATION
+
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("clipdesk")
+    QGuiApplication.setDesktopFileName(APP_ID)
+    app.setWindowIcon(QIcon(str(svg_icon())))
 
 
 def _report_bugs_in(window: object) -> None:

@@ -40,13 +40,13 @@ from .._paths import cache_dir
 from .._search import Hit, Query
 from .._sorting import Placement, SortReport, apply_sort, plan_sort
 from .._store import MAX_KNN
-from . import desktop
+from . import desktop, helpactions, modelsetup
 from . import settings as settings_io
 from .classifypanel import ClassifyPanel
 from .folderspanel import FoldersPanel
 from .preview import PreviewPane
 from .progress import ProgressDisplay
-from .querytext import parse_query
+from .._querytext import parse_query
 from .resultsmodel import ResultsModel
 from .resultspage import ResultsPage
 from .settings import AppSettings
@@ -260,6 +260,11 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Search &syntax", self._show_syntax)
+        help_menu.addSeparator()
+        self._action(help_menu, "Open &log folder", lambda: helpactions.open_log_folder(self))
+        self._action(help_menu, "Copy &diagnostics",
+                     lambda: helpactions.copy_diagnostics(self, options_for(self.base_options, self.settings)))
+        help_menu.addSeparator()
         self._action(help_menu, "&About clipdesk", self._about)
 
     def _action(self, menu: QMenu, text: str, slot: Callable[[], object],
@@ -397,17 +402,27 @@ class MainWindow(QMainWindow):
         else:
             self._hide_progress()  # the download bar, if any; indexing progress shows it again
         if isinstance(event, ev.ModelReady):
+            modelsetup.dismiss(self)
             self.statusBar().showMessage("Model ready.", 3000)
             # Load the text side of the model now, off the GUI thread, so the first search
             # answers as fast as the rest; a moment later, so start-up itself stays quick.
             QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
         elif isinstance(event, ev.ModelFailed):
             self.show_error(
-                event.message
-                + "\nTo use a model folder you have, choose it in File ▸ Settings ▸ Model. "
+                modelsetup.plain_reason(event.message)
+                + "\nDownload it, or choose a model folder you have in File ▸ Settings ▸ Model. "
                 "Folders, browsing and settings still work; search and classification need the model.",
                 status="The model is not available: see the notice above the results.",
             )
+            modelsetup.offer(self, event.message)
+
+    def retry_model(self) -> None:
+        """Load the model again (downloading it if need be): the service restarts and tries once more."""
+        self._restart_service(reindex=False)
+
+    def use_model_folder(self, folder: str) -> None:
+        """Use a model folder the user has (what choosing it in Settings does)."""
+        self.apply_settings(replace(self.settings, model=folder), confirm=False)
 
     def _warm_up(self) -> None:
         if not self._closing:

@@ -24,14 +24,11 @@ from PySide6.QtGui import QImage, QPixmap
 
 from .._errors import ImageUnreadable
 from .._imaging import open_image
-from .._paths import cache_dir, make_private_dir
+from .._paths import make_private_dir
+from .._paths import thumbnail_dir as thumbnail_dir  # its home is paths; the GUI finds it here too
 
 DEFAULT_CACHE_MB = 512
 _MEMORY_BYTES = 160 * 1024 * 1024  # decoded pixmaps kept for instant scroll-back
-
-
-def thumbnail_dir() -> Path:
-    return cache_dir() / "thumbnails"
 
 
 @dataclass(frozen=True)

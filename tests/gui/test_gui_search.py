@@ -5,7 +5,7 @@ from __future__ import annotations
 from .guihelpers import colour_of, index, photo, row_paths, wait_idle
 from PySide6.QtCore import Qt
 
-from clipdesk._gui.querytext import parse_query
+from clipdesk._querytext import parse_query
 
 
 def test_typing_a_query_shows_the_matching_photos_first(qtbot, make_window, photos, db_path):

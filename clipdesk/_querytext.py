@@ -1,10 +1,11 @@
-"""The search box's little syntax: words to find, `-word` or `not:word` to push down.
+"""The search syntax of the app's search box and of `clipdesk search`: words to find,
+`-word` or `not:word` to push down.
 
     red car -night            find "red car", push down night photos
     beach -"people swimming"  quotes keep a phrase together
     dog not:grass             `not:` works like `-`
 
-Qt-free, so the syntax is tested without a window.
+One parser for both, so the same words rank photos alike in the window and the terminal.
 """
 
 from __future__ import annotations
@@ -45,3 +46,18 @@ def parse_query(text: str) -> ParsedQuery:
             if token not in ("-", "not:"):
                 wanted.append(token)
     return ParsedQuery(" ".join(wanted), tuple(negatives))
+
+
+def from_words(words: list[str]) -> str:
+    """The search-box text for a command line's words (the shell has already removed quotes).
+
+    A word with spaces in it was a quoted phrase: it is quoted again, after any `-` or `not:`,
+    so `clipdesk search beach -"people swimming"` means what it means in the search box.
+    """
+    parts = []
+    for word in words:
+        if any(c.isspace() for c in word) and not any(q in word for q in "\"'"):
+            prefix = next((p for p in _NOT_PREFIXES if word.lower().startswith(p)), "")
+            word = f'{word[:len(prefix)]}"{word[len(prefix):]}"'
+        parts.append(word)
+    return " ".join(parts)
