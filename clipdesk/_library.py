@@ -21,6 +21,7 @@ from . import _librarylock as librarylock
 from ._duplicates import DEFAULT_THRESHOLD, DuplicateGroup, FillProgress, fill_missing, find_duplicates
 from ._classify import Classification, LabelSet, classify_vectors
 from ._encoder import Encoder, encode_images, model_fingerprint
+from ._facets import FilterChoices, filter_choices
 from ._errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from ._filters import Filter
 from ._hitlist import HitList
@@ -194,13 +195,14 @@ class Library:
         self.check_model(encoder=self.encoder)
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
-    def all_photos(self, order: PhotoOrder = "name") -> HitList:
-        """Every photo in the library (what a browser shows unsearched): by path ignoring
-        case, or by date taken (else modified), newest or oldest first."""
+    def all_photos(self, order: PhotoOrder = "name", keep: Filter | None = None) -> HitList:
+        """Every photo in the library, or every one a filter keeps (what a browser shows
+        unsearched): by path ignoring case, or by date taken (else modified), newest or oldest first."""
+        where, params = (keep or Filter()).sql()
         if order != "name":
-            ids, paths = self.store.ids_and_paths(by_date=True)
+            ids, paths = self.store.ids_and_paths(by_date=True, where=where, params=params)
             return HitList(ids[::-1], paths[::-1]) if order == "newest" else HitList(ids, paths)
-        ids, paths = self.store.ids_and_paths()
+        ids, paths = self.store.ids_and_paths(where=where, params=params)
         lowered = [p.lower() for p in paths]
         ranked = sorted(range(len(paths)), key=lowered.__getitem__)
         return HitList(ids[ranked], [paths[i] for i in ranked])
@@ -225,6 +227,10 @@ class Library:
     def describe(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Read the facts of photos indexed before they were kept, from headers only; how many."""
         return describe_missing(self.store, progress=progress)
+
+    def filter_choices(self, keep: Filter) -> FilterChoices:
+        """What each filter choice would keep, among the other filters in force (the app's filter row)."""
+        return filter_choices(self.store, keep)
 
     def list_photos(self, keep: Filter, limit: int | None = None) -> list[ImageRecord]:
         """The photos a filter keeps, oldest first by date taken (else file time)."""

@@ -657,14 +657,17 @@ class Store:
         clause, params = under_sql(path)
         return [_state(r) for r in self._query(_STATE_SELECT + f" WHERE {clause}", params)]
 
-    def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
-        """Every image's id and path: in no particular order, or oldest first.
+    def ids_and_paths(
+        self, *, by_date: bool = False, where: str = "1", params: Sequence[Any] = ()
+    ) -> tuple[np.ndarray, list[str]]:
+        """Every image's id and path (or those an SQL condition keeps): in no particular order,
+        or oldest first.
 
         An image's date is when it was taken (EXIF), else when its file was last
         modified, both as local time, as a camera writes them.
         """
         order = f" ORDER BY {TAKEN_SQL}, path" if by_date else ""
-        rows = self._query("SELECT id, path FROM images" + order)
+        rows = self._query(f"SELECT id, path FROM images WHERE {where}" + order, tuple(params))
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         return ids, [from_db(r[1]) for r in rows]
 
@@ -852,6 +855,17 @@ class Store:
         with translate_errors(str(self.path)):
             cursor = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
             return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+
+    def paths_kept(self, where: str, params: Sequence[Any]) -> tuple[list[str], np.ndarray]:
+        """Every image's path, and whether an SQL condition over `images` keeps it (one pass)."""
+        rows = self._query(f"SELECT path, coalesce(({where}), 0) FROM images", tuple(params))
+        return [from_db(r[0]) for r in rows], np.fromiter((bool(r[1]) for r in rows), np.bool_, len(rows))
+
+    def count_by(self, columns: str, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """How many images an SQL condition keeps per distinct value of some columns: (values…, count)."""
+        return self._query(
+            f"SELECT {columns}, count(*) FROM images WHERE {where} GROUP BY {columns}", tuple(params)
+        )
 
     def find(self, where: str, params: Sequence[Any], limit: int | None = None) -> list[ImageRecord]:
         """The images an SQL condition keeps, oldest first by date taken (else file time)."""
