@@ -124,10 +124,8 @@ class FilterBar(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.folder_model.itemChanged.connect(self._folder_toggled)
-        self.folders_button = QToolButton()
-        self.folders_button.setText("Folders")
+        self.folders_button = QPushButton("Folders")
         self.folders_button.setToolTip("Show only photos in some folders (and the folders inside them)")
-        self.folders_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.folders_button)
         tree_action = QWidgetAction(menu)
         tree_action.setDefaultWidget(self.folder_tree)
@@ -136,6 +134,9 @@ class FilterBar(QWidget):
         self.type_box = self._combo("Type", "Show only one type of file")
         self.camera_box = self._combo("Camera", "Show only photos taken with one camera")
         self.shape_box = self._combo("Shape", "Show only landscape, portrait or square photos")
+        # Camera names can be long: the closed box shows their start, the list shows them whole.
+        self.camera_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.camera_box.setMinimumContentsLength(9)
 
         self.chip_row = QWidget()
         self._chips = QHBoxLayout(self.chip_row)
@@ -151,7 +152,7 @@ class FilterBar(QWidget):
 
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(QLabel("Taken from"))
+        controls.addWidget(QLabel("From"))
         controls.addWidget(self.after)
         controls.addWidget(QLabel("to"))
         controls.addWidget(self.before)
@@ -183,9 +184,9 @@ class FilterBar(QWidget):
 
     def _date_edit(self, name: str, tip: str) -> QLineEdit:
         edit = QLineEdit()
-        edit.setPlaceholderText("2019-07")
+        edit.setPlaceholderText("any date")
         edit.setClearButtonEnabled(True)
-        edit.setFixedWidth(110)
+        edit.setFixedWidth(92)
         edit.setToolTip(tip)
         edit.setAccessibleName(f"{name} date")
         return edit
@@ -287,21 +288,25 @@ class FilterBar(QWidget):
     def _fill_combos(self, inputs: FilterInputs) -> None:
         choices = self._choices
         counted = choices is not None  # until the first counts arrive, the choices show without them
+        matching = choices.matching if choices else 0
         types = dict(choices.types) if choices else {}
         cameras = dict(choices.cameras) if choices else {}
         shapes = {o.value: n for o, n in choices.orientations} if choices else {}
         self._fill(self.type_box, "Any type", list(types), types, inputs.types[0] if inputs.types else "",
-                   type_label, counted)
-        self._fill(self.camera_box, "Any camera", list(cameras), cameras, inputs.camera, str, counted)
+                   type_label, counted, matching)
+        self._fill(self.camera_box, "Any camera", list(cameras), cameras, inputs.camera, str, counted, matching)
         self._fill(self.shape_box, "Any shape", [o.value for o in Orientation], shapes, inputs.orientation,
-                   lambda value: SHAPE_LABELS[Orientation(value)], counted)
+                   lambda value: SHAPE_LABELS[Orientation(value)], counted, matching)
 
     @staticmethod
     def _fill(box: QComboBox, anything: str, values: list[str], counts: dict[str, int], chosen: str,
-              label: Callable[[str], str], counted: bool) -> None:
+              label: Callable[[str], str], counted: bool, matching: int) -> None:
         """Rebuild a combo's choices with their counts, keeping the chosen one (even where none is left)."""
         if chosen and chosen not in values:
+            # A camera typed on the command line, or a choice the other filters leave no photo of:
+            # what it keeps among them is what the whole filter keeps.
             values = [*values, chosen]
+            counts = {**counts, chosen: matching}
         box.clear()
         box.addItem(anything, "")
         for value in values:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -222,3 +225,28 @@ def test_saved_filters_that_no_longer_make_sense_are_left_out():
         types=("png",), folders=("/p",))
     with pytest.raises(FilterProblem):
         FilterInputs(after="tomorrow").to_filter()
+
+
+def test_the_window_can_open_with_filters_from_the_command_line(tmp_path):
+    from clipdesk._cli import build_parser
+    from clipdesk._gui.app import _filter_inputs
+
+    folder = tmp_path / "photos" / "2019"
+    folder.mkdir(parents=True)
+    args = build_parser().parse_args(["gui", "--after", "2019", "--before", "2019-08", "--in", str(folder),
+                                      "--type", "jpg", "--camera", "canon", "--orientation", "portrait"])
+    assert _filter_inputs(args) == FilterInputs(after="2019", before="2019-08", folders=(os.path.realpath(folder),),
+                                                types=("jpeg",), camera="canon", orientation="portrait")
+    assert _filter_inputs(build_parser().parse_args(["gui"])) is None
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    (["--after", "2019-02-30"], "clipdesk: --after 2019-02-30 is not a date that exists"),
+    (["--type", "jpeg,png"], "clipdesk: --type: the window filters by one type at a time; give one."),
+])
+def test_filters_the_window_cannot_open_with_are_one_line(data_dir, options, says):
+    env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-m", "clipdesk", "gui", *options, "--screenshot", "x.png"],
+                            check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(says)
