@@ -37,8 +37,8 @@ class FilterChoices:
 def filter_choices(store: Store, keep: Filter) -> FilterChoices:
     """Count every choice of the filter row for a library, given the filter now in force."""
     roots = tuple(f.path for f in store.folder_roots())
-    matching = len(store.matching_ids(*keep.sql()))
-    paths, kept = store.paths_kept(*replace(keep, folders=()).sql())
+    # Per folder: every photo, those the other filters keep, those the whole filter keeps.
+    per_folder = store.tally_by_folder([("1", []), replace(keep, folders=()).sql(), keep.sql()])
     types = Counter[str]()
     for file_type, count in store.count_by("file_type", *replace(keep, types=()).sql()):
         if file_type:
@@ -48,36 +48,27 @@ def filter_choices(store: Store, keep: Filter) -> FilterChoices:
         name = camera_name(make, model)
         if name:
             cameras[name] += int(count)
-    shapes = tuple(
-        (shape, len(store.matching_ids(*replace(keep, orientation=shape).sql()))) for shape in Orientation
-    )
+    shapes = store.tally([replace(keep, orientation=shape).sql() for shape in Orientation])
     return FilterChoices(
-        matching=matching,
-        total=len(paths),
+        matching=sum(counts[2] for counts in per_folder.values()),
+        total=sum(counts[0] for counts in per_folder.values()),
         roots=roots,
-        folders=folder_counts(paths, kept.tolist(), roots),
+        folders=folder_counts({folder: counts[1] for folder, counts in per_folder.items()}, roots),
         types=_most_first(types),
         cameras=_most_first(cameras),
-        orientations=shapes,
+        orientations=tuple(zip(Orientation, shapes)),
     )
 
 
-def folder_counts(paths: Sequence[str], kept: Sequence[bool], roots: Sequence[str]) -> dict[str, int]:
-    """Each folder from a root down to every photo's own folder, with how many kept photos it holds."""
-    per_folder = Counter[str]()
-    present: set[str] = set()
-    for path, keep in zip(paths, kept):
-        folder = os.path.dirname(path)
-        present.add(folder)
-        if keep:
-            per_folder[folder] += 1
+def folder_counts(per_folder: Mapping[str, int], roots: Sequence[str]) -> dict[str, int]:
+    """Each folder from a root down to every folder holding photos, with the photos it holds
+    (its subfolders' included), given those each folder holds itself."""
     tops = FolderSet(roots)
     counts: dict[str, int] = {}
-    for folder in present:
+    for folder, n in per_folder.items():
         root = tops.holder(folder)
         if root is None:
             continue  # a photo outside every folder of the library (its folder was just removed)
-        n = per_folder[folder]
         at = folder
         while len(at) > len(root):  # up to the root, however a case-blind system spells it
             counts[at] = counts.get(at, 0) + n

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import date
 from pathlib import Path
+
+import pytest
 
 from clipdesk._facets import folder_counts
 from clipdesk._facts import Orientation
 from clipdesk._filters import Filter
 from clipdesk._library import Library, LibraryOptions
-from conftest import COLOUR_MODEL
+from conftest import COLOUR_MODEL, make_photo
 from exifphotos import make_camera_roll
 
 
 def test_folder_counts_reach_every_folder_down_from_the_roots() -> None:
-    paths = ["/p/a/1.jpg", "/p/a/b/2.jpg", "/p/a/b/3.jpg", "/p/c/4.jpg", "/q/5.jpg", "/elsewhere/6.jpg"]
-    kept = [True, True, False, True, True, True]
-    assert folder_counts(paths, kept, ["/p", "/q", "/empty"]) == {
-        "/p": 3, "/p/a": 2, "/p/a/b": 1, "/p/c": 1, "/q": 1, "/empty": 0,
+    per_folder = {"/p/a": 1, "/p/a/b": 1, "/p/c": 1, "/p/d/e": 0, "/q": 1, "/elsewhere": 1}
+    assert folder_counts(per_folder, ["/p", "/q", "/empty"]) == {
+        "/p": 3, "/p/a": 2, "/p/a/b": 1, "/p/c": 1, "/p/d": 0, "/p/d/e": 0, "/q": 1, "/empty": 0,
     }
 
 
@@ -52,3 +55,16 @@ def test_choices_are_counted_under_the_other_filters(tmp_path: Path, db_path: Pa
         # Browsing honours a filter, in the order asked for.
         names = [Path(p).name for p in library.all_photos("newest", Filter(camera="canon")).paths]
         assert names == ["poppies.png", "beach.jpg"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux file systems take names that are not UTF-8")
+def test_names_that_are_not_utf8_count_in_their_folder(tmp_path: Path, db_path: Path) -> None:
+    root = tmp_path / "odd"
+    make_photo(root / "x" / os.fsdecode(b"caf\xe9.jpg"), "red")
+    make_photo(root / "x" / "plain.jpg", "blue")
+    make_photo(root / os.fsdecode(b"d\xe9j\xe0") / "vu.jpg", "green")
+    with Library(LibraryOptions(db_path=db_path, model=COLOUR_MODEL)) as library:
+        library.index([str(root)])
+        choices = library.filter_choices(Filter())
+    assert choices.folders == {str(root): 3, str(root / "x"): 2, str(root / os.fsdecode(b"d\xe9j\xe0")): 1}
+    assert (choices.total, choices.matching) == (3, 3)
