@@ -160,7 +160,9 @@ class FilterBar(QWidget):
         for widget in (self.folders_button, self.type_box, self.camera_box, self.shape_box):
             controls.addWidget(widget)
         controls.addStretch(1)
-        chips = QHBoxLayout()
+        # The second line (chips, a problem, counts) shows only while it has something to say.
+        self.status_row = QWidget()
+        chips = QHBoxLayout(self.status_row)
         chips.setContentsMargins(0, 0, 0, 0)
         chips.addWidget(self.chip_row)
         chips.addWidget(self.problem_label)
@@ -171,7 +173,7 @@ class FilterBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(controls)
-        layout.addLayout(chips)
+        layout.addWidget(self.status_row)
 
         self._date_timer = QTimer(self, singleShot=True, interval=DATE_DELAY_MS)
         self._date_timer.timeout.connect(self.apply)
@@ -252,6 +254,7 @@ class FilterBar(QWidget):
             return
         self.problem = None
         self.problem_label.hide()
+        self.problem_label.clear()
         self._inputs = inputs
         changed = keep != self._filter
         self._filter = keep
@@ -363,6 +366,7 @@ class FilterBar(QWidget):
         active = bool(self.chips)
         self.clear_button.setVisible(active)
         self.chip_row.setVisible(active)
+        self.status_row.setVisible(active or self.problem is not None)
         self._show_matching()
 
     def _chip(self, text: str, remove: Callable[[], None], tip: str | None = None) -> None:

@@ -122,6 +122,7 @@ def test_filters_combine_and_clear_with_one_click(qtbot, make_window, roll):
     assert names(window) == EVERY_PHOTO
     assert bar.inputs() == FilterInputs() and not bar.chips
     assert not bar.clear_button.isVisibleTo(window) and bar.match_label.text() == ""
+    assert not bar.status_row.isVisibleTo(window)  # no empty line under the row
 
 
 def test_counts_follow_the_other_filters(qtbot, make_window, roll):
