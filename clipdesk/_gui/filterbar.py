@@ -139,6 +139,7 @@ class FilterBar(QWidget):
         self.camera_box.setMinimumContentsLength(9)
 
         self.chip_row = QWidget()
+        self.chip_row.setMinimumWidth(1)
         self._chips = QHBoxLayout(self.chip_row)
         self._chips.setContentsMargins(0, 0, 0, 0)
         self.chips: list[QToolButton] = []
@@ -146,6 +147,7 @@ class FilterBar(QWidget):
         self.clear_button.setToolTip("Show every photo again")
         self.clear_button.clicked.connect(self.clear)
         self.match_label = QLabel()
+        self.match_label.setMinimumWidth(1)  # clipped, not widening the window, when narrow
         self.problem_label = QLabel()
         self.problem_label.setStyleSheet("color: #c0392b")
         self.problem_label.hide()
@@ -188,7 +190,8 @@ class FilterBar(QWidget):
         edit = QLineEdit()
         edit.setPlaceholderText("any date")
         edit.setClearButtonEnabled(True)
-        edit.setFixedWidth(92)
+        edit.setMaximumWidth(92)
+        edit.setMinimumWidth(56)  # the row must fit a small screen beside the panels
         edit.setToolTip(tip)
         edit.setAccessibleName(f"{name} date")
         return edit
@@ -198,6 +201,7 @@ class FilterBar(QWidget):
         box.setToolTip(tip)
         box.setAccessibleName(name)
         box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        box.setMinimumWidth(48)  # on a narrow window the closed box shows the start of its choice
         box.currentIndexChanged.connect(lambda _: None if self._building else self.apply())
         return box
 
