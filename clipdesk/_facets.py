@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ._facts import Orientation, camera_name
 from ._filters import Filter
 from ._paths import FolderSet
@@ -34,30 +36,67 @@ class FilterChoices:
     orientations: tuple[tuple[Orientation, int], ...]
 
 
-def filter_choices(store: Store, keep: Filter) -> FilterChoices:
-    """Count every choice of the filter row for a library, given the filter now in force."""
-    roots = tuple(f.path for f in store.folder_roots())
-    # Per folder: every photo, those the other filters keep, those the whole filter keeps.
-    per_folder = store.tally_by_folder([("1", []), replace(keep, folders=()).sql(), keep.sql()])
-    types = Counter[str]()
-    for file_type, count in store.count_by("file_type", *replace(keep, types=()).sql()):
-        if file_type:
-            types[str(file_type)] += int(count)
-    cameras = Counter[str]()
-    for make, model, count in store.count_by("camera_make, camera_model", *replace(keep, camera=None).sql()):
-        name = camera_name(make, model)
-        if name:
-            cameras[name] += int(count)
-    shapes = store.tally([replace(keep, orientation=shape).sql() for shape in Orientation])
-    return FilterChoices(
-        matching=sum(counts[2] for counts in per_folder.values()),
-        total=sum(counts[0] for counts in per_folder.values()),
-        roots=roots,
-        folders=folder_counts({folder: counts[1] for folder, counts in per_folder.items()}, roots),
-        types=_most_first(types),
-        cameras=_most_first(cameras),
-        orientations=tuple(zip(Orientation, shapes)),
-    )
+class ChoiceCounter:
+    """Counts the filter row's choices in one Store (on the thread that owns it).
+
+    Keeps which folder each photo is in until the library changes: reading a
+    million paths costs seconds, counting kept photos per folder from ids costs
+    a fraction of that.
+    """
+
+    def __init__(self) -> None:
+        self._marker: tuple[int, int, int] | None = None
+        self._ids = np.zeros(0, dtype=np.int64)  # every photo's id, ascending
+        self._folder_of = np.zeros(0, dtype=np.int64)  # the index in _folders of each, in the same order
+        self._folders: list[str] = []
+
+    def count(self, store: Store, keep: Filter) -> FilterChoices:
+        """Count every choice of the filter row, given the filter now in force."""
+        self._read_folders(store)
+        others = replace(keep, folders=())  # folders are counted under the other filters
+        if others.is_empty():
+            per_folder = np.bincount(self._folder_of, minlength=len(self._folders))
+        else:
+            ids = store.matching_ids(*others.sql())
+            at = np.searchsorted(self._ids, ids)
+            known = at < len(self._ids)
+            known[known] = self._ids[at[known]] == ids[known]  # photos added since are counted next time
+            per_folder = np.bincount(self._folder_of[at[known]], minlength=len(self._folders))
+        types = Counter[str]()
+        for file_type, count in store.count_by("file_type", *replace(keep, types=()).sql()):
+            if file_type:
+                types[str(file_type)] += int(count)
+        cameras = Counter[str]()
+        for make, model, count in store.count_by("camera_make, camera_model", *replace(keep, camera=None).sql()):
+            name = camera_name(make, model)
+            if name:
+                cameras[name] += int(count)
+        matching, *shapes = store.tally(
+            [keep.sql(), *(replace(keep, orientation=shape).sql() for shape in Orientation)]
+        )
+        roots = tuple(f.path for f in store.folder_roots())
+        return FilterChoices(
+            matching=matching,
+            total=len(self._ids),
+            roots=roots,
+            folders=folder_counts(dict(zip(self._folders, per_folder.tolist())), roots),
+            types=_most_first(types),
+            cameras=_most_first(cameras),
+            orientations=tuple(zip(Orientation, shapes)),
+        )
+
+    def _read_folders(self, store: Store) -> None:
+        marker = store.change_marker()
+        if marker == self._marker:
+            return
+        ids, paths = store.ids_and_paths()
+        index: dict[str, int] = {}
+        folder_of = np.fromiter(
+            (index.setdefault(os.path.dirname(p), len(index)) for p in paths), np.int64, len(paths)
+        )
+        order = np.argsort(ids, kind="stable")
+        self._ids, self._folder_of, self._folders = ids[order], folder_of[order], list(index)
+        self._marker = marker
 
 
 def folder_counts(per_folder: Mapping[str, int], roots: Sequence[str]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from . import _librarylock as librarylock
 from ._duplicates import DEFAULT_THRESHOLD, DuplicateGroup, FillProgress, fill_missing, find_duplicates
 from ._classify import Classification, LabelSet, classify_vectors
 from ._encoder import Encoder, encode_images, model_fingerprint
-from ._facets import FilterChoices, filter_choices
+from ._facets import ChoiceCounter, FilterChoices
 from ._errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from ._filters import Filter
 from ._hitlist import HitList
@@ -108,6 +108,7 @@ class Library:
         # May be shared with Libraries of other threads on the same database.
         self._owns_index = vector_index is None
         self.vector_index = vector_index or (VectorIndex() if options.memory_index else None)
+        self._choice_counter = ChoiceCounter()  # the filter row's counts (kept per library change)
 
     def close(self) -> None:
         if self._owns_index and self.vector_index is not None:
@@ -230,7 +231,7 @@ class Library:
 
     def filter_choices(self, keep: Filter) -> FilterChoices:
         """What each filter choice would keep, among the other filters in force (the app's filter row)."""
-        return filter_choices(self.store, keep)
+        return self._choice_counter.count(self.store, keep)
 
     def list_photos(self, keep: Filter, limit: int | None = None) -> list[ImageRecord]:
         """The photos a filter keeps, oldest first by date taken (else file time)."""

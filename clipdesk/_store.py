@@ -862,24 +862,6 @@ class Store:
         params = tuple(p for _, ps in conditions for p in ps)
         return [int(n) for n in self._query(f"SELECT {sums} FROM images", params)[0]]
 
-    def tally_by_folder(self, conditions: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, list[int]]:
-        """For each folder directly holding images, how many of them each SQL condition keeps (one pass)."""
-        sums = ", ".join(f"sum(CASE WHEN ({where}) THEN 1 ELSE 0 END)" for where, _ in conditions)
-        # A path's folder, with its separator: everything up to the last one (the right end trimmed
-        # of every character but the separator). Paths stored as BLOBs (not UTF-8) come whole.
-        folder = "CASE WHEN typeof(path) = 'text' THEN rtrim(path, replace(path, ?, '')) ELSE path END"
-        params = (os.sep, *(p for _, ps in conditions for p in ps))
-        out: dict[str, list[int]] = {}
-        for row in self._query(f"SELECT {folder}, {sums} FROM images GROUP BY 1", params):
-            if isinstance(row[0], str):
-                path = row[0][:-1] if len(row[0]) > 1 and row[0].endswith(os.sep) else row[0]
-            else:
-                path = os.path.dirname(from_db(row[0]))
-            counts = out.setdefault(path, [0] * len(conditions))
-            for i, n in enumerate(row[1:]):
-                counts[i] += int(n)
-        return out
-
     def count_by(self, columns: str, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """How many images an SQL condition keeps per distinct value of some columns: (values…, count)."""
         return self._query(

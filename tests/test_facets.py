@@ -52,6 +52,13 @@ def test_choices_are_counted_under_the_other_filters(tmp_path: Path, db_path: Pa
         assert canon_2019.folders[str(roll / "2019")] == 2
         assert canon_2019.cameras == (("Canon EOS 5D", 2), ("Apple iPhone 12", 1))  # its own filter left out
 
+        # The same counter sees photos added since (it keeps the folders until the library changes).
+        make_photo(roll / "2020" / "new" / "late.png", "red", (20, 10))
+        library.index([str(roll)])
+        again = library.filter_choices(Filter(camera="canon", after=date(2019, 1, 1)))
+        assert again.folders[str(roll / "2020" / "new")] == 0 and again.total == 6
+        assert library.filter_choices(Filter(types=("png",))).folders[str(roll / "2020")] == 1
+
         # Browsing honours a filter, in the order asked for.
         names = [Path(p).name for p in library.all_photos("newest", Filter(camera="canon")).paths]
         assert names == ["poppies.png", "beach.jpg"]
