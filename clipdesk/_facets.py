@@ -62,18 +62,31 @@ class ChoiceCounter:
             known = at < len(self._ids)
             known[known] = self._ids[at[known]] == ids[known]  # photos added since are counted next time
             per_folder = np.bincount(self._folder_of[at[known]], minlength=len(self._folders))
-        types = Counter[str]()
-        for file_type, count in store.count_by("file_type", *replace(keep, types=()).sql()):
-            if file_type:
-                types[str(file_type)] += int(count)
-        cameras = Counter[str]()
-        for make, model, count in store.count_by("camera_make, camera_model", *replace(keep, camera=None).sql()):
-            name = camera_name(make, model)
-            if name:
-                cameras[name] += int(count)
-        matching, *shapes = store.tally(
-            [keep.sql(), *(replace(keep, orientation=shape).sql() for shape in Orientation)]
+        # One pass for the rest: grouped by type and camera, among the photos the filters other
+        # than type, camera and shape keep; each count adds the rules its choice leaves in force
+        # (a Filter of those fields alone is the SQL of just those rules).
+        types, cameras = Counter[str](), Counter[str]()
+        shapes = [0] * len(Orientation)
+        matching = 0
+        rows = store.tally_by(
+            "file_type, camera_make, camera_model",
+            [
+                Filter(camera=keep.camera, orientation=keep.orientation).sql(),  # for each type
+                Filter(types=keep.types, orientation=keep.orientation).sql(),  # for each camera
+                *(Filter(types=keep.types, camera=keep.camera, orientation=shape).sql() for shape in Orientation),
+                Filter(types=keep.types, camera=keep.camera, orientation=keep.orientation).sql(),  # all
+            ],
+            *replace(keep, types=(), camera=None, orientation=None).sql(),
         )
+        for file_type, make, model, for_type, for_camera, *counts in rows:
+            if file_type and for_type:
+                types[str(file_type)] += int(for_type)
+            name = camera_name(make, model)
+            if name and for_camera:
+                cameras[name] += int(for_camera)
+            for i, n in enumerate(counts[:-1]):
+                shapes[i] += int(n)
+            matching += int(counts[-1])
         roots = tuple(f.path for f in store.folder_roots())
         return FilterChoices(
             matching=matching,

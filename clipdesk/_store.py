@@ -856,17 +856,14 @@ class Store:
             cursor = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
             return np.fromiter((r[0] for r in cursor), dtype=np.int64)
 
-    def tally(self, conditions: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """How many images each SQL condition over `images` keeps (see filters.Filter), in one pass."""
-        sums = ", ".join(f"coalesce(sum(CASE WHEN ({where}) THEN 1 ELSE 0 END), 0)" for where, _ in conditions)
-        params = tuple(p for _, ps in conditions for p in ps)
-        return [int(n) for n in self._query(f"SELECT {sums} FROM images", params)[0]]
-
-    def count_by(self, columns: str, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """How many images an SQL condition keeps per distinct value of some columns: (values…, count)."""
-        return self._query(
-            f"SELECT {columns}, count(*) FROM images WHERE {where} GROUP BY {columns}", tuple(params)
-        )
+    def tally_by(
+        self, columns: str, conditions: Sequence[tuple[str, Sequence[Any]]], where: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Among the images an SQL condition over `images` keeps (see filters.Filter), per distinct
+        value of some columns, how many each further condition keeps: (values…, counts…), one pass."""
+        sums = ", ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END)" for c, _ in conditions)
+        args = (*(p for _, ps in conditions for p in ps), *params)
+        return self._query(f"SELECT {columns}, {sums} FROM images WHERE {where} GROUP BY {columns}", args)
 
     def find(self, where: str, params: Sequence[Any], limit: int | None = None) -> list[ImageRecord]:
         """The images an SQL condition keeps, oldest first by date taken (else file time)."""

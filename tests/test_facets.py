@@ -52,6 +52,15 @@ def test_choices_are_counted_under_the_other_filters(tmp_path: Path, db_path: Pa
         assert canon_2019.folders[str(roll / "2019")] == 2
         assert canon_2019.cameras == (("Canon EOS 5D", 2), ("Apple iPhone 12", 1))  # its own filter left out
 
+        # Each choice counted with every other rule: types and cameras under the shape, shapes
+        # under the camera.
+        square_canon = library.filter_choices(Filter(camera="canon", orientation=Orientation.SQUARE))
+        assert square_canon.matching == 1
+        assert dict(square_canon.types) == {"png": 1}
+        assert square_canon.cameras == (("Canon EOS 5D", 1),)
+        assert dict(square_canon.orientations) == {Orientation.LANDSCAPE: 1, Orientation.PORTRAIT: 0,
+                                                   Orientation.SQUARE: 1}
+
         # The same counter sees photos added since (it keeps the folders until the library changes).
         make_photo(roll / "2020" / "new" / "late.png", "red", (20, 10))
         library.index([str(roll)])
