@@ -8,6 +8,7 @@ main window fetches on the worker (`set_choices`); it never touches the library.
 from __future__ import annotations
 
 import os
+import threading
 from functools import partial
 from collections.abc import Callable, Sequence
 
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from .._facets import FilterChoices
 from .._facts import Orientation
 from .._filters import Filter
+from .._library import Library
 from .._paths import display
 from .filterstate import FilterInputs, FilterProblem
 
@@ -108,6 +110,7 @@ class FilterBar(QWidget):
         self._folders: tuple[str, ...] = ()
         self._choices: FilterChoices | None = None
         self._building = False
+        self._counting = threading.Event()
         self.problem: str | None = None
 
         self.after = self._date_edit("From", "Taken on or after: 2019, 2019-07 or 2019-07-14")
@@ -268,8 +271,18 @@ class FilterBar(QWidget):
 
     # -- counts -----------------------------------------------------------------------
 
-    def set_choices(self, choices: FilterChoices) -> None:
-        """Counts from the library (fetched on the worker for the filter in force)."""
+    def counting_job(self) -> Callable[[Library], FilterChoices | None]:
+        """The work of counting the choices for the filter in force, for the worker thread; it does
+        nothing if a later one was asked for before it began (a count is a pass over the library)."""
+        self._counting.set()
+        stale = self._counting = threading.Event()
+        keep = self._filter
+        return lambda library: None if stale.is_set() else library.filter_choices(keep)
+
+    def set_choices(self, choices: FilterChoices | None) -> None:
+        """Counts from the library (fetched on the worker for the filter in force); None: skipped."""
+        if choices is None:
+            return
         self._choices = choices
         self._building = True
         try:

@@ -570,10 +570,8 @@ class MainWindow(QMainWindow):
         """Count the filter row's choices again, on the worker (a pass over the library)."""
         if self._choices_call is not None:
             self._choices_call.cancel()
-        keep = self.filter_bar.current_filter()
         self._choices_call = self.worker.call(
-            lambda library: library.filter_choices(keep), self.filter_bar.set_choices,
-            self._failed_call("Counting photos"),
+            self.filter_bar.counting_job(), self.filter_bar.set_choices, self._failed_call("Counting photos")
         )
 
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:

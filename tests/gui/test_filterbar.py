@@ -251,3 +251,24 @@ def test_filters_the_window_cannot_open_with_are_one_line(data_dir, options, say
                             check=False, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(says)
+
+
+def test_a_count_asked_for_again_before_it_began_is_skipped(qtbot):
+    from clipdesk._gui.filterbar import FilterBar
+
+    class Counting:
+        def __init__(self):
+            self.asked: list[object] = []
+
+        def filter_choices(self, keep):
+            self.asked.append(keep)
+            return None
+
+    bar = FilterBar(FilterInputs(camera="Canon"))
+    qtbot.addWidget(bar)
+    library = Counting()
+    first = bar.counting_job()
+    second = bar.counting_job()
+    first(library)  # the worker reaches the first only after the second was asked for
+    second(library)
+    assert [keep.camera for keep in library.asked] == ["Canon"]
