@@ -272,3 +272,27 @@ def test_a_count_asked_for_again_before_it_began_is_skipped(qtbot):
     first(library)  # the worker reaches the first only after the second was asked for
     second(library)
     assert [keep.camera for keep in library.asked] == ["Canon"]
+
+
+def test_filtering_and_counting_never_query_the_library_on_the_gui_thread(qtbot, make_window, roll,
+                                                                          monkeypatch):
+    import threading
+
+    from clipdesk._store import Store
+
+    threads: list[str] = []
+    query = Store._query
+
+    def watched(self, sql, params=()):
+        threads.append(threading.current_thread().name)
+        return query(self, sql, params)
+
+    monkeypatch.setattr(Store, "_query", watched)
+    window = open_window(qtbot, make_window)
+    bar = window.filter_bar
+    threads.clear()
+    settled(qtbot, window, lambda: check_folder(window, roll / "2019"))
+    settled(qtbot, window, lambda: choose(bar.shape_box, "portrait"))
+    settled(qtbot, window, lambda: window.search_box.setText("red"))
+    assert names(window) == ["sunset.jpg"]
+    assert threads and threading.main_thread().name not in threads
