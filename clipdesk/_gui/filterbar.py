@@ -54,12 +54,22 @@ class FolderTreeModel(QStandardItemModel):
         super().__init__(parent)
         self.setHorizontalHeaderLabels(["Folder", "Photos"])
         self._items: dict[str, QStandardItem] = {}
+        self._counts: dict[str, QStandardItem] = {}
 
     def set_folders(self, roots: Sequence[str], counts: dict[str, int], checked: Sequence[str]) -> None:
-        """Show these folders (a path's parent comes before it when sorted), checking `checked`."""
+        """Show these folders with their counts, checking `checked`; the same folders as shown
+        only change their counts (a big library has thousands, and the tree keeps its place)."""
+        if counts.keys() == self._items.keys():
+            for path, n in counts.items():
+                text = f"{n:,}"
+                if self._counts[path].text() != text:
+                    self._counts[path].setText(text)
+            self.set_checked(checked)
+            return
         self.removeRows(0, self.rowCount())
-        self._items = {}
+        self._items, self._counts = {}, {}
         chosen = set(checked)
+        # Parents before their children, and each folder's children by name.
         for path in sorted(counts, key=lambda p: (len(p.split(os.sep)), p.lower())):
             parent = None if path in roots else self._items.get(os.path.dirname(path))
             if parent is None and path not in roots:
@@ -74,21 +84,15 @@ class FolderTreeModel(QStandardItemModel):
             count.setEditable(False)
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             (parent.appendRow if parent is not None else self.appendRow)([name, count])
-            self._items[path] = name
-        for item in self._items.values():  # children were appended after their parents were sorted
-            item.sortChildren(0)
+            self._items[path], self._counts[path] = name, count
 
     def item_for(self, path: str) -> QStandardItem | None:
         return self._items.get(path)
 
     def count_of(self, path: str) -> int | None:
         """The count shown beside a folder, or None if it is not in the tree."""
-        item = self._items.get(path)
-        if item is None:
-            return None
-        parent = item.parent() or self.invisibleRootItem()
-        count = parent.child(item.row(), 1)
-        return int(count.text().replace(",", "")) if count is not None else None
+        count = self._counts.get(path)
+        return None if count is None else int(count.text().replace(",", ""))
 
     def set_checked(self, paths: Sequence[str]) -> None:
         chosen = set(paths)
