@@ -460,8 +460,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace) -> int:
     from ._gui.app import run
 
-    if len(_filter(args).types) > 1:  # a date that cannot be is refused here too, in the options' words
-        raise UsageError("--type: the window filters by one type at a time; give one.")
+    _filter(args)  # a date that cannot be is refused here, in the options' own words
 
     return run(args)
 

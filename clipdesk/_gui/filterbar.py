@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListView,
     QMenu,
     QPushButton,
     QToolButton,
@@ -112,6 +113,7 @@ class FilterBar(QWidget):
         self._inputs = FilterInputs()
         self._filter = Filter()
         self._folders: tuple[str, ...] = ()
+        self._types: tuple[str, ...] = ()
         self._choices: FilterChoices | None = None
         self._building = False
         self._counting = threading.Event()
@@ -131,14 +133,18 @@ class FilterBar(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.folder_model.itemChanged.connect(self._folder_toggled)
-        self.folders_button = QPushButton("Folders")
-        self.folders_button.setToolTip("Show only photos in some folders (and the folders inside them)")
-        menu = QMenu(self.folders_button)
-        tree_action = QWidgetAction(menu)
-        tree_action.setDefaultWidget(self.folder_tree)
-        menu.addAction(tree_action)
-        self.folders_button.setMenu(menu)
-        self.type_box = self._combo("Type", "Show only one type of file")
+        self.folders_button = self._popup_button(
+            "Folders", "Show only photos in some folders (and the folders inside them)", self.folder_tree
+        )
+        # Types are ticked like folders (JPEG and HEIC, say), as `--type jpeg,heic` lists them.
+        self.type_model = QStandardItemModel(self)
+        self.type_model.itemChanged.connect(self._type_toggled)
+        self.type_list = QListView()
+        self.type_list.setModel(self.type_model)
+        self.type_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.type_list.setMinimumSize(160, 150)
+        self.type_list.setAccessibleName("File types to show")
+        self.types_button = self._popup_button("Any type", "Show only some types of file", self.type_list)
         self.camera_box = self._combo("Camera", "Show only photos taken with one camera")
         self.shape_box = self._combo("Shape", "Show only landscape, portrait or square photos")
         # Camera names can be long: the closed box shows their start, the list shows them whole.
@@ -166,7 +172,7 @@ class FilterBar(QWidget):
         controls.addWidget(QLabel("to"))
         controls.addWidget(self.before)
         controls.addSpacing(8)
-        for widget in (self.folders_button, self.type_box, self.camera_box, self.shape_box):
+        for widget in (self.folders_button, self.types_button, self.camera_box, self.shape_box):
             controls.addWidget(widget)
         controls.addStretch(1)
         # The second line (chips, a problem, counts) shows only while it has something to say.
@@ -203,6 +209,18 @@ class FilterBar(QWidget):
         edit.setAccessibleName(f"{name} date")
         return edit
 
+    @staticmethod
+    def _popup_button(text: str, tip: str, content: QWidget) -> QPushButton:
+        """A button that opens a list of check boxes (which stays open while they are ticked)."""
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        menu = QMenu(button)
+        action = QWidgetAction(menu)
+        action.setDefaultWidget(content)
+        menu.addAction(action)
+        button.setMenu(menu)
+        return button
+
     def _combo(self, name: str, tip: str) -> QComboBox:
         box = QComboBox()
         box.setToolTip(tip)
@@ -224,7 +242,7 @@ class FilterBar(QWidget):
             after=self.after.text().strip(),
             before=self.before.text().strip(),
             folders=self._folders,
-            types=(self.type_box.currentData(),) if self.type_box.currentData() else (),
+            types=self._types,
             camera=self.camera_box.currentData() or "",
             orientation=self.shape_box.currentData() or "",
         )
@@ -241,6 +259,7 @@ class FilterBar(QWidget):
             self.before.setText(inputs.before)
             self._folders = inputs.folders
             self.folder_model.set_checked(inputs.folders)
+            self._types = inputs.types
             self._fill_combos(inputs)
         finally:
             self._building = False
@@ -316,11 +335,55 @@ class FilterBar(QWidget):
         types = dict(choices.types) if choices else {}
         cameras = dict(choices.cameras) if choices else {}
         shapes = {o.value: n for o, n in choices.orientations} if choices else {}
-        self._fill(self.type_box, "Any type", list(types), types, inputs.types[0] if inputs.types else "",
-                   type_label, counted, matching)
+        self._fill_types(list(types), types, inputs.types, counted)
         self._fill(self.camera_box, "Any camera", list(cameras), cameras, inputs.camera, str, counted, matching)
         self._fill(self.shape_box, "Any shape", [o.value for o in Orientation], shapes, inputs.orientation,
                    lambda value: SHAPE_LABELS[Orientation(value)], counted, matching)
+
+    def _fill_types(self, values: list[str], counts: dict[str, int], chosen: Sequence[str], counted: bool) -> None:
+        """The type list with counts, the chosen ones ticked (and listed even where none is left)."""
+        values = [*values, *(t for t in chosen if t not in values)]
+        self.type_model.clear()
+        for value in values:
+            item = QStandardItem(f"{type_label(value)} ({counts.get(value, 0):,})" if counted else type_label(value))
+            item.setData(value, PathRole)
+            item.setEditable(False)
+            item.setCheckable(True)
+            item.setCheckState(Qt.CheckState.Checked if value in chosen else Qt.CheckState.Unchecked)
+            self.type_model.appendRow(item)
+        self.types_button.setText(", ".join(type_label(t) for t in chosen) if chosen else "Any type")
+
+    def type_item(self, file_type: str) -> QStandardItem | None:
+        """The type's line in the list (tests and the screenshot mode tick it)."""
+        found = self.type_model.match(self.type_model.index(0, 0), PathRole, file_type, 1,
+                                      Qt.MatchFlag.MatchExactly)
+        return self.type_model.itemFromIndex(found[0]) if found else None
+
+    def _type_toggled(self, item: QStandardItem) -> None:
+        if self._building:
+            return
+        file_type = str(item.data(PathRole))
+        chosen = [t for t in self._types if t != file_type]
+        if item.checkState() == Qt.CheckState.Checked:
+            chosen.append(file_type)
+        self._set_types(tuple(chosen))
+        self.apply()
+
+    def _drop_type(self, file_type: str) -> None:
+        self._set_types(tuple(t for t in self._types if t != file_type))
+
+    def _set_types(self, types: tuple[str, ...]) -> None:
+        self._types = types
+        self._building = True
+        try:
+            for row in range(self.type_model.rowCount()):
+                item = self.type_model.item(row)
+                wanted = Qt.CheckState.Checked if item.data(PathRole) in types else Qt.CheckState.Unchecked
+                if item.checkState() != wanted:
+                    item.setCheckState(wanted)
+            self.types_button.setText(", ".join(type_label(t) for t in types) if types else "Any type")
+        finally:
+            self._building = False
 
     @staticmethod
     def _fill(box: QComboBox, anything: str, values: list[str], counts: dict[str, int], chosen: str,
@@ -379,7 +442,7 @@ class FilterBar(QWidget):
             self._chip(f"In {os.path.basename(folder) or folder} ✕", partial(self._drop_folder, folder),
                        display(folder))
         for file_type in keep.types:
-            self._chip(f"{type_label(file_type)} ✕", lambda: self.type_box.setCurrentIndex(0))
+            self._chip(f"{type_label(file_type)} ✕", partial(self._drop_type, file_type))
         if keep.camera:
             self._chip(f"{keep.camera} ✕", lambda: self.camera_box.setCurrentIndex(0))
         if keep.orientation is not None:
