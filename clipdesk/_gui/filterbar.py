@@ -351,7 +351,6 @@ class FilterBar(QWidget):
             item.setCheckable(True)
             item.setCheckState(Qt.CheckState.Checked if value in chosen else Qt.CheckState.Unchecked)
             self.type_model.appendRow(item)
-        self.types_button.setText(", ".join(type_label(t) for t in chosen) if chosen else "Any type")
 
     def type_item(self, file_type: str) -> QStandardItem | None:
         """The type's line in the list (tests and the screenshot mode tick it)."""
@@ -381,7 +380,6 @@ class FilterBar(QWidget):
                 wanted = Qt.CheckState.Checked if item.data(PathRole) in types else Qt.CheckState.Unchecked
                 if item.checkState() != wanted:
                     item.setCheckState(wanted)
-            self.types_button.setText(", ".join(type_label(t) for t in types) if types else "Any type")
         finally:
             self._building = False
 
@@ -447,6 +445,14 @@ class FilterBar(QWidget):
             self._chip(f"{keep.camera} ✕", lambda: self.camera_box.setCurrentIndex(0))
         if keep.orientation is not None:
             self._chip(f"{SHAPE_LABELS[keep.orientation]} ✕", lambda: self.shape_box.setCurrentIndex(0))
+        # The buttons name what they hold, like the combo boxes beside them.
+        folders = keep.folders
+        self.folders_button.setText(
+            "Folders" if not folders
+            else f"In {os.path.basename(folders[0]) or folders[0]}" if len(folders) == 1
+            else f"In {len(folders)} folders"
+        )
+        self.types_button.setText(", ".join(type_label(t) for t in keep.types) if keep.types else "Any type")
         active = bool(self.chips)
         self.clear_button.setVisible(active)
         self.chip_row.setVisible(active)
@@ -474,14 +480,3 @@ class FilterBar(QWidget):
             self.folder_model.set_checked(self._folders)
         finally:
             self._building = False
-
-    def choose_folders(self, folders: Sequence[str]) -> None:
-        """Filter by these folders (as the tree's check boxes do)."""
-        self._folders = tuple(sorted(dict.fromkeys(folders)))
-        self._building = True
-        try:
-            self.folder_model.set_checked(self._folders)
-        finally:
-            self._building = False
-        self.apply()
-

@@ -183,6 +183,7 @@ def test_the_filters_survive_a_restart(qtbot, make_window, roll):
     assert again.filter_bar.folder_model.item_for(str(roll / "2019")).checkState() == Qt.CheckState.Checked
     assert again.filter_bar.shape_box.currentData() == "landscape"
     assert again.filter_bar.type_item("jpeg").checkState() == Qt.CheckState.Checked
+    assert (again.filter_bar.folders_button.text(), again.filter_bar.types_button.text()) == ("In 2019", "JPEG")
 
 
 def test_words_and_browsing_use_the_same_filters(qtbot, make_window, roll):
