@@ -80,3 +80,11 @@ def test_bench_duplicates_speed(tmp_path: Path, where: list[str]) -> None:
     result = run_bench("bench_duplicates.py", tmp_path, "--speed", *where)
     assert result["count"] == 2000 and result["seconds"] >= 0  # type: ignore[operator]
     assert result["groups"] > 0  # type: ignore[operator]  # the planted copies are found
+
+
+def test_bench_filter_counts(tmp_path: Path) -> None:
+    result = run_bench("bench_filter_counts.py", tmp_path)
+    rows = {row["filter"]: row for row in result["rows"]}  # type: ignore[union-attr]
+    assert rows["none"]["kept"] == rows["none"]["shown"] == result["size"] == 2000
+    assert rows["camera"]["kept"] == rows["camera"]["shown"] == 500
+    assert 0 < rows["camera and folder"]["kept"] < 500
