@@ -62,31 +62,30 @@ class ChoiceCounter:
             known = at < len(self._ids)
             known[known] = self._ids[at[known]] == ids[known]  # photos added since are counted next time
             per_folder = np.bincount(self._folder_of[at[known]], minlength=len(self._folders))
-        # One pass for the rest: grouped by type and camera, among the photos the filters other
-        # than type, camera and shape keep; each count adds the rules its choice leaves in force
-        # (a Filter of those fields alone is the SQL of just those rules).
+        # One pass for the rest, grouped by type and camera among the photos the filters other
+        # than type, camera and shape keep: shapes are counted per photo, and the type and camera
+        # rules asked once per group (a Filter of one field is the SQL of just that rule).
         types, cameras = Counter[str](), Counter[str]()
         shapes = [0] * len(Orientation)
         matching = 0
         rows = store.tally_by(
             "file_type, camera_make, camera_model",
-            [
-                Filter(camera=keep.camera, orientation=keep.orientation).sql(),  # for each type
-                Filter(types=keep.types, orientation=keep.orientation).sql(),  # for each camera
-                *(Filter(types=keep.types, camera=keep.camera, orientation=shape).sql() for shape in Orientation),
-                Filter(types=keep.types, camera=keep.camera, orientation=keep.orientation).sql(),  # all
-            ],
+            [Filter(orientation=keep.orientation).sql(), *(Filter(orientation=o).sql() for o in Orientation)],
+            [Filter(types=keep.types).sql(), Filter(camera=keep.camera).sql()],
             *replace(keep, types=(), camera=None, orientation=None).sql(),
         )
-        for file_type, make, model, for_type, for_camera, *counts in rows:
-            if file_type and for_type:
-                types[str(file_type)] += int(for_type)
+        for file_type, make, model, type_ok, camera_ok, shaped, *by_shape in rows:
+            if type_ok and camera_ok:
+                matching += int(shaped)
+                for i, n in enumerate(by_shape):
+                    shapes[i] += int(n)
+            if not shaped:
+                continue  # none of these photos has the shape asked for: no type or camera to count
+            if file_type and camera_ok:
+                types[str(file_type)] += int(shaped)
             name = camera_name(make, model)
-            if name and for_camera:
-                cameras[name] += int(for_camera)
-            for i, n in enumerate(counts[:-1]):
-                shapes[i] += int(n)
-            matching += int(counts[-1])
+            if name and type_ok:
+                cameras[name] += int(shaped)
         roots = tuple(f.path for f in store.folder_roots())
         return FilterChoices(
             matching=matching,

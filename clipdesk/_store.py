@@ -857,13 +857,28 @@ class Store:
             return np.fromiter((r[0] for r in cursor), dtype=np.int64)
 
     def tally_by(
-        self, columns: str, conditions: Sequence[tuple[str, Sequence[Any]]], where: str, params: Sequence[Any]
+        self,
+        columns: str,
+        per_row: Sequence[tuple[str, Sequence[Any]]],
+        per_group: Sequence[tuple[str, Sequence[Any]]],
+        where: str,
+        params: Sequence[Any],
     ) -> list[tuple[Any, ...]]:
-        """Among the images an SQL condition over `images` keeps (see filters.Filter), per distinct
-        value of some columns, how many each further condition keeps: (values…, counts…), one pass."""
-        sums = ", ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END)" for c, _ in conditions)
-        args = (*(p for _, ps in conditions for p in ps), *params)
-        return self._query(f"SELECT {columns}, {sums} FROM images WHERE {where} GROUP BY {columns}", args)
+        """Among the images an SQL condition over `images` keeps (see filters.Filter), grouped by
+        some columns: (values…, whether each `per_group` condition holds for those values,
+        how many images each `per_row` condition keeps), in one pass.
+
+        A condition on the grouped columns alone is asked once per group rather than per image.
+        """
+        sums = ", ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END) AS n{i}" for i, (c, _) in enumerate(per_row))
+        truths = "".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END, " for c, _ in per_group)
+        counts = ", ".join(f"n{i}" for i in range(len(per_row)))
+        sql = (
+            f"SELECT {columns}, {truths}{counts} "
+            f"FROM (SELECT {columns}, {sums} FROM images WHERE {where} GROUP BY {columns})"
+        )
+        args = (*(p for _, ps in per_group for p in ps), *(p for _, ps in per_row for p in ps), *params)
+        return self._query(sql, args)
 
     def find(self, where: str, params: Sequence[Any], limit: int | None = None) -> list[ImageRecord]:
         """The images an SQL condition keeps, oldest first by date taken (else file time)."""
