@@ -270,6 +270,7 @@ def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help='comma-separated labels for --classify, e.g. "cat,dog"')
     p.add_argument("--preset", help="a built-in label set for --classify")
     p.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
+    _add_filter_options(p, window=True)
 
 
 def _preset_names() -> list[str]:
@@ -285,10 +286,14 @@ def _add_result_options(p: argparse.ArgumentParser) -> None:
                    help="print JSON: a list of {path, score, taken_at, taken_from, camera, width, height, type, size}")
 
 
-def _add_filter_options(p: argparse.ArgumentParser) -> None:
+def _add_filter_options(p: argparse.ArgumentParser, *, window: bool = False) -> None:
+    """The filter options; for the window, those its filter row has, which it opens with."""
     from ._facts import TYPE_NAMES, Orientation
 
-    g = p.add_argument_group("filters (applied before -n: every photo they keep can be found)")
+    g = p.add_argument_group(
+        "filters the window opens with (kept in its filter row)" if window
+        else "filters (applied before -n: every photo they keep can be found)"
+    )
     g.add_argument("--after", metavar="DATE", help="taken on or after DATE: 2019, 2019-07 or 2019-07-14")
     g.add_argument("--before", metavar="DATE", help="taken on or before DATE (the whole year, month or day)")
     g.add_argument("--in", dest="in_folders", action="append", default=[], metavar="FOLDER",
@@ -297,6 +302,8 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
                    help=f"only these file types, e.g. jpeg,png ({', '.join(sorted(set(TYPE_NAMES.values())))})")
     g.add_argument("--camera", metavar="TEXT", help="camera make or model contains TEXT (any case)")
     g.add_argument("--orientation", choices=[o.value for o in Orientation], help="the photo's shape as shown")
+    if window:
+        return
     g.add_argument("--min-pixels", type=_positive_int, metavar="N", help="at least N pixels (width × height)")
     g.add_argument("--has-gps", action="store_true", help="only photos that record where they were taken")
     g.add_argument("--label", dest="labels", action="append", default=[], metavar="LABEL",
@@ -317,9 +324,9 @@ def _filter(args: argparse.Namespace) -> Filter:
         types=parse_types(args.types),
         camera=args.camera or None,
         orientation=Orientation(args.orientation) if args.orientation else None,
-        min_pixels=args.min_pixels,
-        has_gps=args.has_gps,
-        labels=tuple(dict.fromkeys(label.strip() for label in args.labels if label.strip())),
+        min_pixels=getattr(args, "min_pixels", None),
+        has_gps=getattr(args, "has_gps", False),
+        labels=tuple(dict.fromkeys(label.strip() for label in getattr(args, "labels", []) if label.strip())),
     )
 
 
@@ -614,6 +621,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     from ._gui.app import run
+
+    _filter(args)  # a date that cannot be is refused here, in the options' own words
 
     return run(args)
 

@@ -21,6 +21,7 @@ from . import _librarylock as librarylock
 from ._duplicates import DEFAULT_THRESHOLD, DuplicateGroup, FillProgress, fill_missing, find_duplicates
 from ._classify import Classification, LabelSet, classify_vectors
 from ._encoder import Encoder, encode_images, model_fingerprint
+from ._facets import ChoiceCounter, FilterChoices
 from ._errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from ._filters import Filter
 from ._hitlist import HitList
@@ -119,6 +120,7 @@ class Library:
         # May be shared with Libraries of other threads on the same database.
         self._owns_index = vector_index is None
         self.vector_index = vector_index or (VectorIndex() if options.memory_index else None)
+        self._choice_counter = ChoiceCounter()  # the filter row's counts (kept per library change)
 
     def close(self) -> None:
         if self._owns_index and self.vector_index is not None:
@@ -212,23 +214,16 @@ class Library:
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
     def all_photos(self, order: PhotoOrder = "name", keep: Filter | None = None) -> HitList:
-        """Every photo in the library (what a browser shows unsearched), or those `keep` keeps
-        (safe search, a label): by path ignoring case, or by date taken (else modified),
-        newest or oldest first."""
+        """Every photo in the library, or every one a filter keeps (what a browser shows
+        unsearched): by path ignoring case, or by date taken (else modified), newest or oldest first."""
+        where, params = (keep or Filter()).sql()
         if order != "name":
-            ids, paths = self.store.ids_and_paths(by_date=True)
-            if order == "newest":
-                ids, paths = ids[::-1], paths[::-1]
-        else:
-            ids, paths = self.store.ids_and_paths()
-            lowered = [p.lower() for p in paths]
-            ranked = sorted(range(len(paths)), key=lowered.__getitem__)
-            ids, paths = ids[ranked], [paths[i] for i in ranked]
-        if keep is not None and not keep.is_empty():
-            where, params = keep.sql()
-            kept = np.isin(ids, self.store.matching_ids(where, params))
-            ids, paths = ids[kept], [p for p, k in zip(paths, kept.tolist()) if k]
-        return HitList(ids, paths)
+            ids, paths = self.store.ids_and_paths(by_date=True, where=where, params=params)
+            return HitList(ids[::-1], paths[::-1]) if order == "newest" else HitList(ids, paths)
+        ids, paths = self.store.ids_and_paths(where=where, params=params)
+        lowered = [p.lower() for p in paths]
+        ranked = sorted(range(len(paths)), key=lowered.__getitem__)
+        return HitList(ids[ranked], [paths[i] for i in ranked])
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:
@@ -252,6 +247,10 @@ class Library:
     def describe(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Read the facts of photos indexed before they were kept, from headers only; how many."""
         return describe_missing(self.store, progress=progress)
+
+    def filter_choices(self, keep: Filter) -> FilterChoices:
+        """What each filter choice would keep, among the other filters in force (the app's filter row)."""
+        return self._choice_counter.count(self.store, keep)
 
     def list_photos(self, keep: Filter, limit: int | None = None) -> list[ImageRecord]:
         """The photos a filter keeps, oldest first by date taken (else file time)."""

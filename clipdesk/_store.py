@@ -669,14 +669,17 @@ class Store:
         clause, params = under_sql(path)
         return [_state(r) for r in self._query(_STATE_SELECT + f" WHERE {clause}", params)]
 
-    def ids_and_paths(self, *, by_date: bool = False) -> tuple[np.ndarray, list[str]]:
-        """Every image's id and path: in no particular order, or oldest first.
+    def ids_and_paths(
+        self, *, by_date: bool = False, where: str = "1", params: Sequence[Any] = ()
+    ) -> tuple[np.ndarray, list[str]]:
+        """Every image's id and path (or those an SQL condition keeps): in no particular order,
+        or oldest first.
 
         An image's date is when it was taken (EXIF), else when its file was last
         modified, both as local time, as a camera writes them.
         """
         order = f" ORDER BY {TAKEN_SQL}, path" if by_date else ""
-        rows = self._query("SELECT id, path FROM images" + order)
+        rows = self._query(f"SELECT id, path FROM images WHERE {where}" + order, tuple(params))
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         return ids, [from_db(r[1]) for r in rows]
 
@@ -864,6 +867,30 @@ class Store:
         with translate_errors(str(self.path)):
             cursor = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
             return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+
+    def tally_by(
+        self,
+        columns: str,
+        per_row: Sequence[tuple[str, Sequence[Any]]],
+        per_group: Sequence[tuple[str, Sequence[Any]]],
+        where: str,
+        params: Sequence[Any],
+    ) -> list[tuple[Any, ...]]:
+        """Among the images an SQL condition over `images` keeps (see filters.Filter), grouped by
+        some columns: (values…, whether each `per_group` condition holds for those values,
+        how many images each `per_row` condition keeps), in one pass.
+
+        A condition on the grouped columns alone is asked once per group rather than per image.
+        """
+        sums = ", ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END) AS n{i}" for i, (c, _) in enumerate(per_row))
+        truths = "".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END, " for c, _ in per_group)
+        counts = ", ".join(f"n{i}" for i in range(len(per_row)))
+        sql = (
+            f"SELECT {columns}, {truths}{counts} "
+            f"FROM (SELECT {columns}, {sums} FROM images WHERE {where} GROUP BY {columns})"
+        )
+        args = (*(p for _, ps in per_group for p in ps), *(p for _, ps in per_row for p in ps), *params)
+        return self._query(sql, args)
 
     def find(self, where: str, params: Sequence[Any], limit: int | None = None) -> list[ImageRecord]:
         """The images an SQL condition keeps, oldest first by date taken (else file time)."""

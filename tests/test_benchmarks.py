@@ -86,3 +86,10 @@ def test_bench_labels(tmp_path: Path) -> None:
     result = run_bench("bench_labels.py", tmp_path)
     assert result["count"] == 2000 and result["label_filter_kept"] > 0
     assert result["apply_s"] > 0 and result["new_batch_of_32_ms"] > 0
+
+def test_bench_filter_counts(tmp_path: Path) -> None:
+    result = run_bench("bench_filter_counts.py", tmp_path)
+    rows = {row["filter"]: row for row in result["rows"]}  # type: ignore[union-attr]
+    assert rows["none"]["kept"] == rows["none"]["shown"] == result["size"] == 2000
+    assert rows["camera"]["kept"] == rows["camera"]["shown"] == 500
+    assert 0 < rows["camera and folder"]["kept"] < 500

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date
 from pathlib import Path
@@ -18,52 +17,12 @@ from clipdesk._facts import Facts, Orientation, camera_name
 from clipdesk._filters import Filter, parse_date, parse_types
 from clipdesk._search import Query, Searcher
 from clipdesk._store import NewImage, Store
-from clipdesk._testing.colours import PALETTE, ColourEncoder
+from clipdesk._testing.colours import ColourEncoder
 from conftest import COLOUR_MODEL, CliRunner, run_json
-
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-
-
-def make_exif_photo(
-    path: Path,
-    colour: str,
-    size: tuple[int, int] = (64, 48),
-    *,
-    taken: str | None = None,
-    offset: str | None = None,
-    make: str | None = None,
-    model: str | None = None,
-    lens: str | None = None,
-    gps: tuple[float, float] | None = None,
-) -> Path:
-    """A solid-colour photo carrying the EXIF a camera writes (the format follows the suffix)."""
-    exif = Image.Exif()
-    if make:
-        exif[0x010F] = make
-    if model:
-        exif[0x0110] = model
-    sub = exif.get_ifd(_EXIF_IFD)
-    if taken:
-        sub[0x9003] = taken
-    if offset:
-        sub[0x9011] = offset
-    if lens:
-        sub[0xA434] = lens
-    if gps:
-        where = exif.get_ifd(_GPS_IFD)
-        lat, lon = gps
-        where[1], where[2] = ("N" if lat >= 0 else "S"), _dms(abs(lat))
-        where[3], where[4] = ("E" if lon >= 0 else "W"), _dms(abs(lon))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, PALETTE[colour]).save(path, exif=exif)
-    return path
-
-
-def _dms(degrees: float) -> tuple[float, float, float]:
-    whole = int(degrees)
-    minutes = int((degrees - whole) * 60)
-    return float(whole), float(minutes), round((degrees - whole - minutes / 60) * 3600, 4)
-
+from exifphotos import (
+    COMBINED_AFTER, COMBINED_BEFORE, COMBINED_CAMERA, COMBINED_EXPECTED, COMBINED_FOLDER, COMBINED_NOT,
+    COMBINED_TEXT, COMBINED_TYPE, EXIF_IFD, GPS_IFD, add_combined_photos, make_camera_roll, make_exif_photo,
+)
 
 # -- what a photo carries ----------------------------------------------------------
 
@@ -91,8 +50,8 @@ def test_malformed_gps_and_offsets_are_left_out(tmp_path: Path) -> None:
     from clipdesk._imaging import read_info
 
     exif = Image.Exif()
-    exif.get_ifd(_EXIF_IFD)[0x9011] = "local"
-    gps = exif.get_ifd(_GPS_IFD)
+    exif.get_ifd(EXIF_IFD)[0x9011] = "local"
+    gps = exif.get_ifd(GPS_IFD)
     gps[1], gps[2] = "N", (95.0, 0.0, 0.0)  # no such latitude
     gps[3], gps[4] = "E", (10.0, 0.0, 0.0)
     path = tmp_path / "odd.jpg"
@@ -258,18 +217,7 @@ def test_ranking_within_a_filter_matches_ranking_its_photos_alone(
 
 @pytest.fixture
 def camera_roll(tmp_path: Path) -> Path:
-    root = tmp_path / "roll"
-    make_exif_photo(root / "2019" / "beach.jpg", "blue", (80, 40), taken="2019:07:14 10:00:00",
-                    offset="+02:00", make="Canon", model="Canon EOS 5D", lens="EF 50mm", gps=(43.5, -1.25))
-    make_exif_photo(root / "2019" / "sunset.jpg", "red", (40, 80), taken="2019:07:31 21:00:00",
-                    make="Apple", model="iPhone 12")
-    make_exif_photo(root / "2019" / "trip" / "poppies.png", "red", (50, 50), taken="2019:08:01 09:00:00",
-                    make="Canon", model="Canon EOS 5D")
-    make_exif_photo(root / "2020" / "forest.webp", "green", (1000, 600), taken="2020:05:01 12:00:00")
-    undated = make_exif_photo(root / "scan.bmp", "red", (30, 20))
-    stamp = time.mktime((2018, 3, 1, 12, 0, 0, 0, 0, -1))
-    os.utime(undated, (stamp, stamp))
-    return root
+    return make_camera_roll(tmp_path / "roll")
 
 
 def _names(results: object) -> list[str]:
@@ -321,17 +269,21 @@ def test_each_filter_through_the_command_line(cli: CliRunner, camera_roll: Path)
 
 
 def test_filters_text_and_not_combine(cli: CliRunner, camera_roll: Path) -> None:
-    make_exif_photo(camera_roll / "2019" / "red-canon.jpg", "red", taken="2019:07:20 10:00:00",
-                    make="Canon", model="Canon EOS 5D")
+    add_combined_photos(camera_roll)
     cli("--model", COLOUR_MODEL, "index", str(camera_roll))
-    hits = run_json(cli, "search", "a photo", "--not", "blue", "--camera", "canon", "--after", "2019-07",
-                    "--before", "2019-07", "-n", "10")
-    # Only July's Canon photos, the blue one pushed down.
-    assert _names(hits) == ["red-canon.jpg", "beach.jpg"]
-    hits = run_json(cli, "search", "a photo", "--not", "blue", "--in", str(camera_roll / "2019"), "-n", "10")
-    assert len(_names(hits)) == 4 and _names(hits)[-1] == "beach.jpg"
+    filters = ["--in", str(camera_roll / COMBINED_FOLDER), "--type", COMBINED_TYPE, "--camera", COMBINED_CAMERA,
+               "--after", COMBINED_AFTER, "--before", COMBINED_BEFORE, "-n", "10"]
+    # Each filter leaves out a blue photo the words alone would rank first; the
+    # negative pushes the purple one (the nearest to blue) to the end.
+    hits = run_json(cli, "search", COMBINED_TEXT, "--not", COMBINED_NOT, *filters)
+    assert _names(hits) == COMBINED_EXPECTED
+    assert _names(run_json(cli, "search", COMBINED_TEXT, *filters)) == ["beach.jpg", "purple-canon.jpg",
+                                                                       "red-canon.jpg"]
+    unfiltered = _names(run_json(cli, "search", COMBINED_TEXT, "--not", COMBINED_NOT, "-n", "5"))
+    assert set(unfiltered) == {"beach.jpg", "june.jpg", "loose.jpg", "blue-canon.png", "blue-phone.jpg"}
     hits = run_json(cli, "search", "red", "--also", "green", "--not", "blue", "--type", "webp,png")
-    assert sorted(_names(hits)) == ["forest.webp", "poppies.png"]
+    assert sorted(_names(hits)[:2]) == ["forest.webp", "poppies.png"]
+    assert _names(hits)[2:] == ["blue-canon.png"]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from PySide6.QtGui import QGuiApplication, QPixmap
 
     from .mainwindow import MainWindow
+    from .filterstate import FilterInputs
 
 SCREENSHOT_TIMEOUT_S = 180.0
 
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="clipdesk-shot-")
         qsettings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(options, qsettings=qsettings)
+    opening_filters = _filter_inputs(args)
+    if opening_filters is not None:
+        window.filter_bar.set_inputs(opening_filters)
     window.resize(width, height)
     window.show()
     _report_bugs_in(window)
@@ -181,6 +185,21 @@ def identify(app: QGuiApplication) -> None:
     app.setApplicationDisplayName("clipdesk")
     QGuiApplication.setDesktopFileName(APP_ID)
     app.setWindowIcon(QIcon(str(svg_icon())))
+
+def _filter_inputs(args: argparse.Namespace) -> FilterInputs | None:
+    """The filter row asked for by --after, --before, --in, --type, --camera, --orientation, if any."""
+    from .._filters import parse_types
+    from .._library import real_path
+    from .filterstate import FilterInputs
+
+    folders = tuple(real_path(f) for f in getattr(args, "in_folders", []))
+    types = parse_types(getattr(args, "types", []))
+    inputs = FilterInputs(
+        after=getattr(args, "after", None) or "", before=getattr(args, "before", None) or "",
+        folders=folders, types=types, camera=getattr(args, "camera", None) or "",
+        orientation=getattr(args, "orientation", None) or "",
+    )
+    return None if inputs.is_empty() else inputs
 
 
 def _report_bugs_in(window: object) -> None:

@@ -43,6 +43,7 @@ from .._store import MAX_KNN
 from . import desktop, helpactions, modelsetup
 from . import settings as settings_io
 from .classifypanel import ClassifyPanel
+from .filterbar import FilterBar
 from .folderspanel import FoldersPanel
 from .preview import PreviewPane
 from .progress import ProgressDisplay
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         self._like_paths: list[str] = []
         self._like_ids: list[int] = []
         self._search_call: Call | None = None
+        self._choices_call: Call | None = None
         self._search_serial = 0
         self._browsing = True
         self._indexing = False
@@ -183,6 +185,9 @@ class MainWindow(QMainWindow):
         self.view, self.delegate, self.pages = page.view, page.delegate, page.pages
         self.empty, self.notice = page.empty, page.notice
         self.page = page
+        self.filter_bar = FilterBar(self.settings.filters)
+        self.filter_bar.changed.connect(self._filters_changed)
+        page.set_filter_row(self.filter_bar)
 
         self.search_box.textChanged.connect(lambda _: self._search_timer.start())
         self.search_box.returnPressed.connect(self.run_search)
@@ -311,6 +316,7 @@ class MainWindow(QMainWindow):
         self.settings.relevance = self.relevance.value()
         self.settings.photo_order = self.page.photo_order()
         self.settings.labels = self.classify_panel.labels_edit.text()
+        self.settings.filters = self.filter_bar.inputs()
         settings_io.save(self.qsettings, self.settings)
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
@@ -330,6 +336,7 @@ class MainWindow(QMainWindow):
             and (self._seen_idle or not self._folders)
             and self.worker.in_flight == 0
             and not self._search_timer.isActive()
+            and not self.filter_bar.is_pending()
             and not self._folders_timer.isActive()
             and self.loader.pending == 0
             and self.classify_panel.loader.pending == 0
@@ -535,6 +542,7 @@ class MainWindow(QMainWindow):
             like=tuple(self._like_paths),
             like_ids=tuple(self._like_ids),
             limit=SEARCH_LIMIT,
+            filter=self.filter_bar.current_filter(),
         )
 
     def run_search(self, *, keep_place: bool = False) -> None:
@@ -554,9 +562,9 @@ class MainWindow(QMainWindow):
             self._show_hits(serial, hits, browsing, keep_place)
 
         if browsing:
-            order = self.page.photo_order()
+            order, keep = self.page.photo_order(), query.filter
             self._search_call = self.worker.call(
-                lambda library: library.all_photos(order), show, self._failed_call("Listing photos")
+                lambda library: library.all_photos(order, keep), show, self._failed_call("Listing photos")
             )
         else:
             self._search_call = self.worker.call(
@@ -567,6 +575,19 @@ class MainWindow(QMainWindow):
         """Search again, in place (new photos were indexed, or a folder was forgotten)."""
         if not self._closing:
             self.run_search(keep_place=True)
+            self.refresh_filter_counts()
+
+    def _filters_changed(self) -> None:
+        self.run_search()
+        self.refresh_filter_counts()
+
+    def refresh_filter_counts(self) -> None:
+        """Count the filter row's choices again, on the worker (a pass over the library)."""
+        if self._choices_call is not None:
+            self._choices_call.cancel()
+        self._choices_call = self.worker.call(
+            self.filter_bar.counting_job(), self.filter_bar.set_choices, self._failed_call("Counting photos")
+        )
 
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:

@@ -97,6 +97,7 @@ class ResultsPage(QWidget):
         self._relevance_controls = (relevance_label, self.relevance)
         self._empty = False
         self._browsing = True
+        self._filter_row: QWidget | None = None
 
         self.view = self._build_grid(loader)
         self.empty, self.empty_add = self._build_empty_state()
@@ -111,6 +112,14 @@ class ResultsPage(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.pages, 1)
         self.pages.setCurrentWidget(self.view)
+        self._show_controls()
+
+    def set_filter_row(self, row: QWidget) -> None:
+        """Put the filter row under the search box, above the count and the grid."""
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(layout.indexOf(self.pages) - 1, row)  # before the row of result controls
+        self._filter_row = row
         self._show_controls()
 
     def _build_grid(self, loader: ThumbnailLoader) -> QListView:
@@ -176,6 +185,8 @@ class ResultsPage(QWidget):
         for widget in self._result_controls:
             idle = self._browsing and widget in self._relevance_controls
             widget.setVisible(not self._empty and not idle)
+        if self._filter_row is not None:
+            self._filter_row.setVisible(not self._empty)
         self._order_label.setVisible(not self._empty and self._browsing)
         self.order.setVisible(not self._empty and self._browsing)
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from PySide6.QtCore import QSettings
 
 from .._library import PHOTO_ORDERS, PhotoOrder
+from .filterstate import FilterInputs
 from .thumbnails import DEFAULT_CACHE_MB
 
 ORGANISATION = "clipdesk"
@@ -32,6 +33,7 @@ class AppSettings:
     photo_order: PhotoOrder = "name"  # the unsearched grid: by name, newest or oldest first
     label_sets: dict[str, list[str]] = field(default_factory=dict)
     labels: str = "cat, dog, bird"
+    filters: FilterInputs = field(default_factory=FilterInputs)  # the filter row, as the user left it
 
 
 def open_settings() -> QSettings:
@@ -77,6 +79,7 @@ def load(store: QSettings) -> AppSettings:
         photo_order=_choice(store.value("view/order", d.photo_order), PHOTO_ORDERS, d.photo_order),
         label_sets=label_sets,
         labels=str(store.value("classify/labels", d.labels)),
+        filters=FilterInputs.from_json(str(store.value("view/filters", "{}"))),
     )
 
 
@@ -92,4 +95,5 @@ def save(store: QSettings, settings: AppSettings) -> None:
     store.setValue("view/order", values["photo_order"])
     store.setValue("classify/label_sets", json.dumps(values["label_sets"]))
     store.setValue("classify/labels", values["labels"])
+    store.setValue("view/filters", settings.filters.to_json())
     store.sync()
