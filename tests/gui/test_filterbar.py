@@ -241,7 +241,7 @@ def test_saved_filters_that_no_longer_make_sense_are_left_out():
                          camera="Canon", orientation="square")
     assert FilterInputs.from_json(saved.to_json()) == saved
     assert FilterInputs.from_json("{not json") == FilterInputs()
-    assert FilterInputs.from_json('{"after": "2020", "before": "2019", "types": ["raw", "png"], '
+    assert FilterInputs.from_json('{"after": "2020", "before": "2019", "types": ["svg", "png"], '
                                   '"orientation": "round", "folders": [3, "/p"]}') == FilterInputs(
         types=("png",), folders=("/p",))
     with pytest.raises(FilterProblem):
