@@ -324,6 +324,12 @@ class IndexService:
         """Check every file of a folder again by content (hash), not only size and date."""
         self._enqueue(_Work(_Kind.REINDEX, self._known_root(path)))
 
+    def files_removed(self, paths: list[str]) -> None:
+        """Photos the app itself moved away (to the trash): drop them from the library now,
+        as when the watcher sees files go (a path whose file is still there is kept)."""
+        if paths:
+            self._enqueue(_Work(_Kind.CHANGES, gone=list(paths)))
+
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
         with self._cv:

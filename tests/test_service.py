@@ -549,6 +549,22 @@ def test_periodic_reconcile_finds_what_the_watcher_missed(
              and str(photos / "blue1.jpg") not in view.paths(), what="periodic reconcile")
 
 
+def test_files_the_app_moved_away_leave_the_library_at_once(
+    make_service: Factory, photos: Path, tmp_path: Path, view: View
+) -> None:
+    # Polling once a minute and no periodic reconcile: only files_removed can tell the library.
+    service, events = started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
+                              reconcile_interval=0)
+    trash = tmp_path / "trash"
+    trash.mkdir()
+    os.rename(photos / "red2.png", trash / "red2.png")
+    service.files_removed([str(photos / "red2.png"), str(photos / "green1.jpg")])
+    wait_for(lambda: str(photos / "red2.png") not in view.paths(), what="the moved photo forgotten")
+    assert str(photos / "green1.jpg") in view.paths()  # still on disk: kept
+    assert len(view.paths()) == 7 and view.vectors() == 7
+    wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
+
+
 def test_a_model_that_fails_at_first_encode_is_reported(
     make_service: Factory, photos: Path
 ) -> None:

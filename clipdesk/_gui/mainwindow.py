@@ -43,6 +43,7 @@ from .._store import MAX_KNN
 from . import desktop
 from . import settings as settings_io
 from .classifypanel import ClassifyPanel
+from .duplicatesview import DuplicatesView
 from .folderspanel import FoldersPanel
 from .preview import PreviewPane
 from .progress import ProgressDisplay
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self._images = 0
         self._closing = False
         self.last_error: str | None = None
+        self.duplicates_view: DuplicatesView | None = None
 
         ratio = max(1.0, QGuiApplication.primaryScreen().devicePixelRatio()) if QGuiApplication.primaryScreen() else 1.0
         self.loader = ThumbnailLoader(
@@ -258,6 +260,12 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in (self.folders_dock, self.preview_dock, self.classify_dock):
             view.addAction(dock.toggleViewAction())
+        tools = self.menuBar().addMenu("&Tools")
+        self.duplicates_action = self._action(tools, "Find &duplicates…", self.show_duplicates, QKeySequence("Ctrl+D"))
+        self.duplicates_action.setToolTip("Find copies of the same picture and move the extra ones to the trash")
+        toolbar = self.addToolBar("Tools")
+        toolbar.setObjectName("tools")
+        toolbar.addAction(self.duplicates_action)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Search &syntax", self._show_syntax)
         self._action(help_menu, "&About clipdesk", self._about)
@@ -316,6 +324,9 @@ class MainWindow(QMainWindow):
         self.loader.stop()
         self.preview.loader.stop()
         self.classify_panel.loader.stop()
+        if self.duplicates_view is not None:
+            self.duplicates_view.close()
+            self.duplicates_view.loader.stop()
 
     def is_idle(self) -> bool:
         """Nothing left to show: indexing done, searches answered, visible thumbnails loaded."""
@@ -707,6 +718,24 @@ class MainWindow(QMainWindow):
     def _label_sets_changed(self, sets: dict[str, list[str]]) -> None:
         self.settings.label_sets = sets
         settings_io.save(self.qsettings, self.settings)
+
+    # -- duplicates ------------------------------------------------------------------
+
+    def show_duplicates(self) -> None:
+        """Open the Duplicates window; it looks for duplicates each time it opens."""
+        view = self.duplicates_view
+        if view is None:
+            loader = ThumbnailLoader(
+                self.loader.size, disk_cache=thumbnail_dir(), workers=1,
+                cache_limit_mb=self.settings.thumbnail_cache_mb, parent=self,
+            )
+            view = self.duplicates_view = DuplicatesView(lambda: self.worker, loader, self)
+        if view.isVisible():  # already open: bring it to the front, keep the user's choices
+            view.raise_()
+            view.activateWindow()
+            return
+        view.show()
+        view.look()
 
     # -- settings and help -----------------------------------------------------------
 

@@ -64,15 +64,10 @@ class PreviewPane(QWidget):
         if record is None or self.hit is None or record.id != self.hit.image_id:
             return
         if record.width and record.height:
-            self.fields["Size"].setText(f"{record.width} × {record.height} pixels, {_megabytes(record.size)}")
+            self.fields["Size"].setText(f"{record.width} × {record.height} pixels, {file_size(record.size)}")
         else:
-            self.fields["Size"].setText(_megabytes(record.size))
-        if record.taken_at:
-            taken = datetime.datetime.fromisoformat(record.taken_at)
-            self.fields["Date"].setText(f"{taken:%Y-%m-%d %H:%M} (taken)")
-        else:
-            modified = datetime.datetime.fromtimestamp(record.mtime_ns / 1e9)
-            self.fields["Date"].setText(f"{modified:%Y-%m-%d %H:%M} (file modified)")
+            self.fields["Size"].setText(file_size(record.size))
+        self.fields["Date"].setText(photo_date(record.taken_at, record.mtime_ns))
 
     def _loaded(self, image_id: int) -> None:
         if self.hit is not None and image_id == self.hit.image_id:
@@ -96,5 +91,20 @@ class PreviewPane(QWidget):
         self._rescale()
 
 
-def _megabytes(size: int) -> str:
+def file_size(size: int) -> str:
+    """Bytes as people read them: '2.4 MB', '85 kB'."""
+    if size >= 1e9:
+        return f"{size / 1e9:.1f} GB"
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+
+
+def photo_date(taken_at: str | None, mtime_ns: int | None) -> str:
+    """When a photo was taken (its EXIF date), else when its file last changed; '' if neither is known."""
+    if taken_at:
+        try:
+            return f"{datetime.datetime.fromisoformat(taken_at):%Y-%m-%d %H:%M} (taken)"
+        except ValueError:
+            return f"{taken_at} (taken)"
+    if mtime_ns is None:
+        return ""
+    return f"{datetime.datetime.fromtimestamp(mtime_ns / 1e9):%Y-%m-%d %H:%M} (file modified)"

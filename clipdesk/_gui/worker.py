@@ -154,6 +154,10 @@ class ServiceWorker(QObject):
     def reindex_folder(self, path: str, errback: Errback | None = None) -> Call:
         return self._run_control(lambda: self._service.reindex_folder(path), errback)
 
+    def files_removed(self, paths: list[str], errback: Errback | None = None) -> Call:
+        """The app moved these photos away (to the trash): the library drops them."""
+        return self._run_control(lambda: self._service.files_removed(paths), errback)
+
     def folders(self, callback: Callback, errback: Errback | None = None) -> Call:
         return self.control(lambda s: s.folders(), callback, errback)
 
