@@ -147,6 +147,11 @@ class Library:
                 self._encoder = load_encoder(self.check_model(reindex=True), self.options.encoder_options())
             return self._encoder
 
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Use a model already loaded (the service loads one for all its threads)."""
+        with self._encoder_lock:
+            self._encoder = encoder
+
     # -- indexing -----------------------------------------------------------
 
     def index(

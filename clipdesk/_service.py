@@ -7,6 +7,8 @@ Three lanes, each with its own thread:
   remove) first, then changes the watcher saw, then reconciles (at start and
   periodically). Lower-priority work is cancelled (what it did is kept) and
   queued again when more urgent work arrives;
+  Writes the app asks for (`submit_write()`: a label set applied to the
+  library, fingerprints of older photos) run here too, as urgent work;
 - interactive: `submit()` runs a function (a search, a classification, a
   lookup) on its own thread with its own, read-only Library, sharing the
   encoder; the indexer waits between model batches while such work is
@@ -85,6 +87,7 @@ class _Kind(Enum):
     ADD = (0, "add")
     REINDEX = (0, "reindex")
     REMOVE = (0, "remove")
+    WRITE = (0, "write")  # a write the app asked for (submit_write)
     CHANGES = (1, "changes")
     RECONCILE = (2, "reconcile")
 
@@ -100,10 +103,20 @@ class _Work:
     forget: bool = True
     changed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    call: Callable[[Library, WriteTask], Any] | None = None  # WRITE: the work and its answer
+    future: concurrent.futures.Future[Any] | None = None
 
     @property
     def priority(self) -> int:
         return self.kind.priority
+
+
+@dataclass(frozen=True)
+class WriteTask:
+    """What a write given to `submit_write` gets besides the library, to call between its batches."""
+
+    cancel: threading.Event  # set when the service stops: end at the next batch
+    between_batches: Callable[[], None]  # holds while a search waits (not for Pause: that is indexing's)
 
 
 class _Rate:
@@ -155,6 +168,14 @@ class _Pending:
             root = next(iter(self.reconcile))
             del self.reconcile[root]
             return _Work(_Kind.RECONCILE, root)
+        return None
+
+    def pop_write(self) -> _Work | None:
+        """The first write waiting (writes the app asks for run while indexing is paused)."""
+        for work in self.urgent:
+            if work.kind is _Kind.WRITE:
+                self.urgent.remove(work)
+                return work
         return None
 
     def empty(self) -> bool:
@@ -330,6 +351,18 @@ class IndexService:
         if paths:
             self._enqueue(_Work(_Kind.CHANGES, gone=list(paths)))
 
+    def submit_write(self, fn: Callable[[Library, WriteTask], T]) -> concurrent.futures.Future[T]:
+        """Run fn(library, task) on the indexing thread, the library's only writer, before
+        other indexing work; its result or error comes back through the Future."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._cv:
+            dead = self._started and not self._index_thread.is_alive()
+            if self._stopping or self._stopped or dead:
+                future.set_exception(ClipdeskError("The indexing service has stopped."))
+                return future
+            self._enqueue(_Work(_Kind.WRITE, call=fn, future=future))
+        return future
+
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
         with self._cv:
@@ -392,7 +425,7 @@ class IndexService:
             with self._cv:
                 if self._stopping:
                     return None
-                work = None if self._paused else self._pending.pop()
+                work = self._pending.pop_write() if self._paused else self._pending.pop()
                 if work is not None:
                     self._current, self._cancel, self._requeue = work, threading.Event(), False
                     return work
@@ -418,6 +451,12 @@ class IndexService:
             self._cancel.set()  # _take raises LibraryReplaced next
         with self._cv:
             while not self._stopping and (self._paused or self._interactive_pending > 0):
+                self._cv.wait(0.5)
+
+    def _searches_first(self) -> None:
+        """Between a write's batches: hold while interactive work waits."""
+        with self._cv:
+            while not self._stopping and self._interactive_pending > 0:
                 self._cv.wait(0.5)
 
     def _interactive_done(self) -> None:
@@ -509,7 +548,18 @@ class IndexService:
             log.exception("the indexing thread failed")
             self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
+            self._fail_waiting_writes()
             self._close_library(library)
+
+    def _fail_waiting_writes(self) -> None:
+        """Writes that will never run now answer so, rather than keep their callers waiting."""
+        with self._cv:
+            waiting = [w for w in self._pending.urgent if w.future is not None]
+            self._pending.urgent = deque(w for w in self._pending.urgent if w.future is None)
+        for work in waiting:
+            assert work.future is not None
+            if work.future.set_running_or_notify_cancel():
+                work.future.set_exception(ClipdeskError("The indexing service has stopped."))
 
     def _open_library(self) -> Library | None:
         """Take the library's shared lock, open it and load the model; None (and an event) if it cannot."""
@@ -519,6 +569,8 @@ class IndexService:
             library = Library(self.options, encoder=self._injected)
             self._identity = file_identity(self.options.db_path)
             self._encoder = self._load_model(library)
+            if self._encoder is not None:
+                library.use_encoder(self._encoder)  # for writes that need it (labels): one copy
         except ClipdeskError as exc:
             self._emit(ServiceError(str(exc), fatal=True))
             if library is not None:
@@ -632,6 +684,9 @@ class IndexService:
         store.set_unwatched(saved)
 
     def _run(self, library: Library, work: _Work) -> None:
+        if work.kind is _Kind.WRITE:
+            self._write(library, work)
+            return
         try:
             if work.kind is _Kind.REMOVE:
                 self._remove(library, work)
@@ -656,6 +711,19 @@ class IndexService:
         finally:
             with self._cv:
                 self._folders.indexing.clear()
+            self._refresh(library.store)
+
+    def _write(self, library: Library, work: _Work) -> None:
+        """Run a write given to submit_write; its answer, error included, goes to its Future."""
+        assert work.call is not None and work.future is not None and self._cancel is not None
+        if not work.future.set_running_or_notify_cancel():
+            return
+        self._activity = True
+        try:
+            work.future.set_result(work.call(library, WriteTask(self._cancel, self._searches_first)))
+        except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
+            work.future.set_exception(exc)
+        finally:
             self._refresh(library.store)
 
     def _remove(self, library: Library, work: _Work) -> None:
@@ -813,4 +881,4 @@ class IndexService:
         return Library(self.options, create=False, read_only=True, encoder=self._encoder)
 
 
-__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent"]
+__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent", "WriteTask"]

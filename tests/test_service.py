@@ -565,6 +565,43 @@ def test_files_the_app_moved_away_leave_the_library_at_once(
     wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
 
 
+def test_writes_run_on_the_indexing_thread_even_while_paused(
+    make_service: Factory, photos: Path, view: View, db: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    service.pause()
+
+    def write(library: Library, task: service_mod.WriteTask) -> str:
+        image_id = library.store.images_at([str(photos / "red1.jpg")])[str(photos / "red1.jpg")].id
+        with library.store.write():
+            library.store.set_phashes([(image_id, 42)])
+        task.between_batches()  # no search waiting: returns at once
+        return threading.current_thread().name
+
+    assert service.submit_write(write).result(10) == "clipdesk-index"
+    with Store(db, read_only=True) as store:
+        assert (42, str(photos / "red1.jpg")) in [(p.phash, p.path) for p in store.duplicate_facts()]
+    failing = service.submit_write(lambda library, task: 1 // 0)
+    assert isinstance(failing.exception(10), ZeroDivisionError)  # to the caller, not a service error
+
+
+def test_a_write_waiting_when_the_service_stops_is_told_so(make_service: Factory, photos: Path, view: View) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    running = threading.Event()
+
+    def long_write(library: Library, task: service_mod.WriteTask) -> bool:
+        running.set()
+        return task.cancel.wait(10)  # stop() asks it to end
+
+    first = service.submit_write(long_write)
+    assert running.wait(10)
+    waiting = service.submit_write(lambda library, task: "never")
+    service.stop()
+    assert first.result(10) is True
+    assert "stopped" in str(waiting.exception(10))
+    assert "stopped" in str(service.submit_write(lambda library, task: 1).exception(1))
+
+
 def test_a_model_that_fails_at_first_encode_is_reported(
     make_service: Factory, photos: Path
 ) -> None:

@@ -10,8 +10,10 @@ deleted files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
@@ -31,8 +33,21 @@ from PySide6.QtWidgets import (
 )
 
 from .._errors import ClipdeskError
+from .._library import Library
 from .._logfile import log_path
-from .duplicatework import Copy, Group, Removal, Scan, TrashFn, TrashReport, scan_library, system_trash, trash_files
+from .._service import WriteTask
+from .duplicatework import (
+    Copy,
+    Group,
+    Removal,
+    Scan,
+    TrashFn,
+    TrashReport,
+    fingerprint_older,
+    scan_library,
+    system_trash,
+    trash_files,
+)
 from .notice import Notice
 from .preview import file_size, photo_date
 from .thumbnails import ThumbnailLoader
@@ -93,6 +108,7 @@ class DuplicatesView(QWidget):
     """A window of its own; create and use it on the GUI thread."""
 
     scan_finished = Signal()  # groups (or why there are none) are on screen
+    progress = Signal(int, int)  # older photos fingerprinted so far, of how many (from the writer)
     trash_finished = Signal(object)  # TrashReport: files moved, and those that stayed
 
     def __init__(
@@ -118,8 +134,10 @@ class DuplicatesView(QWidget):
         self._keep: list[set[str]] = []  # per group: the paths to keep
         self._thumbs: dict[int, list[tuple[QLabel, str]]] = {}
         self._call: Call | None = None
+        self._stop = threading.Event()
         self.busy = False
         loader.ready.connect(self._thumbnail_ready)
+        self.progress.connect(self._show_progress)
 
         intro = QLabel(
             "Photos that are the same picture: identical files, and resized, re-saved or "
@@ -173,15 +191,44 @@ class DuplicatesView(QWidget):
     # -- finding ------------------------------------------------------------------
 
     def look(self) -> None:
-        """Look for duplicates in the whole library, off the GUI thread."""
+        """Look for duplicates in the whole library, off the GUI thread: first fingerprint
+        photos indexed before fingerprints were kept (on the library's writer), then group."""
         if self.busy:
             return
         self._set_busy("Looking for duplicates…", cancellable=True)
         self.notice.hide()
+        self._stop = stop = threading.Event()
+        relay = self._relay_progress
+
+        def fingerprint(library: Library, task: WriteTask) -> bool:
+            return fingerprint_older(library, task, relay, stop)
+
+        self._call = self._service().write(fingerprint, self._fingerprinted, self._failed("Finding duplicates", False))
+
+    def _relay_progress(self, done: int, total: int) -> None:
+        """Called on the writer thread: only emit (queued to the GUI thread)."""
+        with contextlib.suppress(RuntimeError):  # the window is already gone
+            self.progress.emit(done, total)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        if self.busy and self._call is not None:
+            self.bar.setRange(0, max(1, total))
+            self.bar.setValue(done)
+            self.status.setText(f"Fingerprinting photos indexed by an older version: {done:,} of {total:,}…")
+
+    def _fingerprinted(self, finished: bool) -> None:
+        if not finished:
+            self._call = None
+            self._set_idle("Stopped looking for duplicates.")
+            self.scan_finished.emit()
+            return
+        self.bar.setRange(0, 0)  # busy: how long grouping takes is not known ahead
+        self.status.setText("Looking for duplicates…")
         self._call = self._service().call(scan_library, self._show_scan, self._failed("Finding duplicates", False))
 
     def cancel(self) -> None:
-        """Stop waiting for a search for duplicates (its answer is dropped)."""
+        """Stop looking for duplicates: fingerprinting ends after its batch, a grouping's answer is dropped."""
+        self._stop.set()
         if self._call is not None:
             self._call.cancel()
             self._call = None
@@ -206,8 +253,8 @@ class DuplicatesView(QWidget):
             text = f"{count} of duplicates; {photos(spare)} could go."
         if self.unfingerprinted:
             text += (
-                f" {photos(self.unfingerprinted)} indexed by an older version of clipdesk have no "
-                "fingerprint yet, so only identical copies of them are found."
+                f" {photos(self.unfingerprinted)} could not be fingerprinted (their files could not "
+                "be read), so only identical copies of them are found."
             )
         return text
 

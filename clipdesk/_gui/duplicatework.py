@@ -1,19 +1,23 @@
 """What the Duplicates view asks of the library and the disk, off the GUI thread.
 
-`scan_library` runs on the service's interactive lane (it reads the library);
-`trash_files` runs on the file-work thread. Photos only ever go to the system
+`fingerprint_older` runs on the library's writer (the service's indexing
+thread), `scan_library` on its interactive lane (it only reads), `trash_files`
+on the file-work thread. Photos only ever go to the system
 trash, never deleted outright: where there is no trash for a file, it stays.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QFile
 
+from .._duplicates import fill_missing
 from .._library import Library
+from .._service import WriteTask
 from .._store import PhotoFacts
 
 # None: the file is in the trash now; otherwise why it stayed where it is.
@@ -48,9 +52,32 @@ class Group:
 @dataclass(frozen=True)
 class Scan:
     groups: tuple[Group, ...]
-    # Photos indexed before fingerprints were kept: only identical copies of them can be found
-    # here (the library is read-only on this lane; `clipdesk duplicates` fingerprints them).
+    # Photos with no fingerprint (unreadable, or fingerprinting was stopped): only
+    # identical copies of them can be found.
     unfingerprinted: int = 0
+
+
+class _Stopped(Exception):
+    """The user stopped fingerprinting (raised between batches, after a commit)."""
+
+
+def fingerprint_older(
+    library: Library, task: WriteTask, progress: Callable[[int, int], None], cancel: threading.Event
+) -> bool:
+    """Fingerprint the photos indexed before fingerprints were kept (writer thread), a
+    batch at a time; False if stopped (what was done is kept)."""
+
+    def step(done: int, total: int) -> None:
+        progress(done, total)
+        if cancel.is_set() or task.cancel.is_set():
+            raise _Stopped
+        task.between_batches()
+
+    try:
+        fill_missing(library.store, workers=library.options.workers or 2, progress=step)
+    except _Stopped:
+        return False
+    return True
 
 
 def _stat(path: str) -> tuple[int | None, int | None]:
@@ -73,8 +100,7 @@ def scan_library(library: Library, threshold: float | None = None) -> Scan:
         )
         for g in found
     )
-    missing = len(library.store.missing_phashes()) if library.store.read_only else 0
-    return Scan(groups, missing)
+    return Scan(groups, len(library.store.missing_phashes()))
 
 
 def system_trash(path: str) -> str | None:

@@ -3,7 +3,8 @@
 `ServiceWorker` owns one `IndexService`. Service events arrive on service
 threads and are re-emitted as a Qt signal (queued onto the GUI thread).
 `call()` runs a function with a `Library` on the service's interactive lane and
-hands its result or error to a callback on the GUI thread; `control()` does the
+hands its result or error to a callback on the GUI thread (`write()` the same on
+the library's writer, for labels and fingerprints); `control()` does the
 same for service calls that may block (add/remove folders, pause, stop), so the
 GUI thread never waits on the model, the database or a decode. File work the
 user starts (`run()`: sorting into folders, copying an image) has a thread of
@@ -25,7 +26,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from .._encoder import Encoder
 from .._library import Library, LibraryOptions
 from .._events import ServiceEvent
-from .._service import IndexService
+from .._service import IndexService, WriteTask
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,12 @@ class ServiceWorker(QObject):
              errback: Errback | None = None) -> Call:
         """Run fn(library) on the interactive lane; callback(result) later on the GUI thread."""
         return self._track(self._service.submit(fn), callback, errback)
+
+    def write(self, fn: Callable[[Library, WriteTask], Any], callback: Callback | None = None,
+              errback: Errback | None = None) -> Call:
+        """Run fn(library, task) on the library's writer (the indexing thread), ahead of indexing;
+        callback(result) later on the GUI thread. Long work calls task.between_batches."""
+        return self._track(self._service.submit_write(fn), callback, errback)
 
     def control(self, fn: Callable[[IndexService], Any], callback: Callback | None = None,
                 errback: Errback | None = None) -> Call:

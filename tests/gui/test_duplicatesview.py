@@ -21,7 +21,7 @@ from clipdesk._gui.duplicatesview import DuplicatesView
 from clipdesk._gui.duplicatework import NO_TRASH, Copy, Removal, trash_files
 from clipdesk._gui.preview import file_size
 from clipdesk._library import Library, LibraryOptions
-from clipdesk._store import PhotoFacts
+from clipdesk._store import PhotoFacts, Store
 
 WAIT_MS = 30_000  # a bound, not a sleep
 
@@ -123,6 +123,37 @@ def test_groups_are_found_off_the_gui_thread_and_the_suggested_photo_is_ticked(
     assert "Suggested to keep: beach.png (most pixels (240×180))" in boxes
     assert "identical files" in " ".join(b.title() for b in view.findChildren(QGroupBox))
     assert "2 groups of duplicates; 2 photos could go." in view.status.text()
+
+
+def test_photos_from_an_older_version_are_fingerprinted_first_with_progress(
+    qtbot, make_window, library_photos, db_path, monkeypatch
+):
+    with Store(db_path) as store, store.write():
+        store.conn.execute("UPDATE images SET phash = NULL")  # as a library from before fingerprints
+    seen: list[tuple[int, int]] = []
+    writers: list[str] = []
+    fingerprint = duplicatesview.fingerprint_older
+
+    def recording(library, task, progress, cancel):  # type: ignore[no-untyped-def]
+        writers.append(threading.current_thread().name)
+
+        def relay(done: int, total: int) -> None:
+            seen.append((done, total))
+            progress(done, total)
+
+        return fingerprint(library, task, relay, cancel)
+
+    monkeypatch.setattr(duplicatesview, "fingerprint_older", recording)
+    window = make_window()
+    view = open_view(qtbot, window)
+    assert writers == ["clipdesk-index"]  # the library's one writer
+    # Every distinct content fingerprinted once (the two identical files share one decode).
+    assert seen and seen[-1] == (4, 4)
+    assert view.unfingerprinted == 0
+    with Store(db_path, read_only=True) as store:
+        assert store.missing_phashes() == []
+    # The near copy (half size) is found, which needs its fingerprint.
+    assert any(str(library_photos["half"]) in [c.path for c in g.copies] for g in view.groups)
 
 
 def test_copies_not_kept_go_to_the_trash_after_one_confirmation_and_leave_the_library(
