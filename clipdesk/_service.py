@@ -240,6 +240,7 @@ class IndexService:
         self._cancel: threading.Event | None = None
         self._requeue = False  # the current work was cancelled for more urgent work
         self._paused = self._started = self._stopping = self._stopped = False
+        self._index_ended = False  # the indexing thread has finished (stopped, or a fatal error)
         self._interactive_pending = 0
         self._activity = True  # something happened since the last Idle event
         self._next_reconcile = time.monotonic() + reconcile_interval
@@ -356,8 +357,7 @@ class IndexService:
         other indexing work; its result or error comes back through the Future."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._cv:
-            dead = self._started and not self._index_thread.is_alive()
-            if self._stopping or self._stopped or dead:
+            if self._stopping or self._stopped or self._index_ended:
                 future.set_exception(ClipdeskError("The indexing service has stopped."))
                 return future
             self._enqueue(_Work(_Kind.WRITE, call=fn, future=future))
@@ -529,6 +529,7 @@ class IndexService:
     def _index_main(self) -> None:
         library = self._open_library()
         if library is None:
+            self._fail_waiting_writes()
             return
         try:
             self._start_watching(library.store)
@@ -554,6 +555,7 @@ class IndexService:
     def _fail_waiting_writes(self) -> None:
         """Writes that will never run now answer so, rather than keep their callers waiting."""
         with self._cv:
+            self._index_ended = True
             waiting = [w for w in self._pending.urgent if w.future is not None]
             self._pending.urgent = deque(w for w in self._pending.urgent if w.future is None)
         for work in waiting:

@@ -1,8 +1,11 @@
-"""The search box's little syntax: words to find, `-word` or `not:word` to push down.
+"""The search box's little syntax: words to find, `-word` or `not:word` to push down,
+`label:name` to keep only photos carrying a label.
 
     red car -night            find "red car", push down night photos
     beach -"people swimming"  quotes keep a phrase together
     dog not:grass             `not:` works like `-`
+    label:beach sunset        sunsets among the photos labelled "beach"
+    label:"sandy beach"       quotes keep a label of several words together
 
 Qt-free, so the syntax is tested without a window.
 """
@@ -14,12 +17,14 @@ import shlex
 from dataclasses import dataclass
 
 _NOT_PREFIXES = ("-", "not:")
+LABEL_PREFIX = "label:"
 
 
 @dataclass(frozen=True)
 class ParsedQuery:
     text: str  # what to find, as one description ("" when only negatives were typed)
     negatives: tuple[str, ...]
+    labels: tuple[str, ...] = ()  # keep photos carrying any of these labels
 
 
 def _split(text: str) -> list[str]:
@@ -30,11 +35,17 @@ def _split(text: str) -> list[str]:
 
 
 def parse_query(text: str) -> ParsedQuery:
-    """Split typed text into the description to find and the terms to avoid."""
+    """Split typed text into the description to find, the terms to avoid and the labels to keep."""
     wanted: list[str] = []
     negatives: list[str] = []
+    labels: list[str] = []
     for token in _split(text):
         lowered = token.lower()
+        if lowered.startswith(LABEL_PREFIX):
+            label = token[len(LABEL_PREFIX):].strip()
+            if label and label.lower() not in (x.lower() for x in labels):
+                labels.append(label)
+            continue
         for prefix in _NOT_PREFIXES:
             if lowered.startswith(prefix) and len(token) > len(prefix):
                 term = token[len(prefix):].strip()
@@ -44,4 +55,4 @@ def parse_query(text: str) -> ParsedQuery:
         else:
             if token not in ("-", "not:"):
                 wanted.append(token)
-    return ParsedQuery(" ".join(wanted), tuple(negatives))
+    return ParsedQuery(" ".join(wanted), tuple(negatives), tuple(labels))

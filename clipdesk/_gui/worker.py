@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from .._encoder import Encoder
 from .._library import Library, LibraryOptions
@@ -74,7 +74,9 @@ class ServiceWorker(QObject):
         self._pending: dict[int, tuple[Call, Callback | None, Errback | None]] = {}
         self._tokens = itertools.count(1)
         self._stopped = False
-        self._finished.connect(self._deliver)
+        # Queued even when the work is done before call() returns (the future then runs its
+        # done-callback at once, on this thread): a callback never runs inside call().
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # -- service threads -> GUI thread -------------------------------------------
 

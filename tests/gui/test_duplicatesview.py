@@ -231,6 +231,22 @@ def test_a_file_with_no_trash_stays_and_the_view_says_so(qtbot, make_window, lib
     ]
 
 
+def test_cancel_stops_looking_and_drops_the_answer(qtbot, make_window, library_photos):
+    window = make_window()
+    wait_idle(qtbot, window)
+    window.duplicates_action.trigger()
+    view = window.duplicates_view
+    assert view is not None and view.busy
+    with qtbot.waitSignal(view.scan_finished, timeout=WAIT_MS):
+        view.cancel_button.click()
+    assert not view.busy and view.status.text() == "Stopped looking for duplicates."
+    qtbot.waitUntil(lambda: window.worker.in_flight == 0, timeout=WAIT_MS)
+    assert view.groups == [] and view.status.text() == "Stopped looking for duplicates."
+    with qtbot.waitSignal(view.scan_finished, timeout=WAIT_MS):
+        view.find_button.click()  # and it can look again
+    assert len(view.groups) == 2
+
+
 def test_every_group_keeps_at_least_one_photo(qtbot, make_window, library_photos):
     window = make_window()
     view = open_view(qtbot, window)
