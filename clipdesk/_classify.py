@@ -54,14 +54,20 @@ def label_vectors(encoder: Encoder, labels: LabelSet) -> np.ndarray:
     return normalise(np.stack(rows))
 
 
-def classify_vectors(encoder: Encoder, image_vectors: np.ndarray, labels: LabelSet) -> list[Classification]:
-    """Probabilities per image: softmax over labels of CLIP's scaled cosine similarity."""
-    if len(image_vectors) == 0:
-        return []
-    logits = encoder.logit_scale() * (np.asarray(image_vectors) @ label_vectors(encoder, labels).T)
+def probabilities(encoder: Encoder, image_vectors: np.ndarray, label_vecs: np.ndarray) -> np.ndarray:
+    """One row per image, one column per label: softmax over labels of CLIP's scaled cosine similarity."""
+    logits = encoder.logit_scale() * (np.asarray(image_vectors) @ label_vecs.T)
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     probs /= probs.sum(axis=1, keepdims=True)
+    return np.asarray(probs)
+
+
+def classify_vectors(encoder: Encoder, image_vectors: np.ndarray, labels: LabelSet) -> list[Classification]:
+    """Probabilities per image, as `probabilities` gives them."""
+    if len(image_vectors) == 0:
+        return []
+    probs = probabilities(encoder, image_vectors, label_vectors(encoder, labels))
     return [
         Classification({label: float(p) for label, p in zip(labels.labels, row)}) for row in probs
     ]

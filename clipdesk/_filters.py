@@ -1,4 +1,4 @@
-"""Narrowing a search or a listing by what photos carry: date, folder, type, camera, shape, place.
+"""Narrowing a search or a listing by what photos carry: date, folder, type, camera, shape, place, label.
 
 A `Filter` is plain data parsed from what a user typed, and compiles to one SQL
 condition over the library's `images` table: the only home of each rule. Search
@@ -16,6 +16,7 @@ from typing import Any
 
 from ._errors import UsageError
 from ._facts import TYPE_NAMES, Orientation
+from ._labels import check_threshold, label_sql, unsafe_sql
 from ._paths import is_within
 from ._store import TAKEN_SQL, under_sql
 
@@ -67,6 +68,9 @@ class Filter:
     orientation: Orientation | None = None
     min_pixels: int | None = None
     has_gps: bool = False
+    labels: tuple[str, ...] = ()  # photos carrying any of these labels (see labels.py)
+    # Safe search: hide photos the moderation preset judges unsafe at this threshold.
+    hide_unsafe_above: float | None = None
 
     def __post_init__(self) -> None:
         if self.after is not None and self.before is not None and self.after > self.before:
@@ -76,6 +80,8 @@ class Filter:
             )
         if self.min_pixels is not None and self.min_pixels < 1:
             raise UsageError("--min-pixels must be 1 or more.")
+        if self.hide_unsafe_above is not None:
+            check_threshold(self.hide_unsafe_above)
 
     def is_empty(self) -> bool:
         return self == Filter()
@@ -130,4 +136,12 @@ class Filter:
             params.append(self.min_pixels)
         if self.has_gps:
             clauses.append("gps_lat IS NOT NULL AND gps_lon IS NOT NULL")
+        if self.labels:
+            clause, more = label_sql(self.labels)
+            clauses.append(clause)
+            params += more
+        if self.hide_unsafe_above is not None:
+            clause, more = unsafe_sql(self.hide_unsafe_above)
+            clauses.append(clause)
+            params += more
         return " AND ".join(clauses) or "1", params

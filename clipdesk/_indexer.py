@@ -28,6 +28,7 @@ from ._encoder import Encoder, encode_checked, model_fingerprint
 from ._errors import ImageUnreadable, LibraryError
 from ._facts import Facts
 from ._imaging import ImageInfo, open_image, read_info
+from ._labels import ActiveLabeller
 from ._paths import FolderSet, display, folder_holding, is_within
 from ._safefile import open_regular
 from ._scanner import FileStat, is_gone, scan, stat_file
@@ -288,6 +289,9 @@ class Indexer:
         # Lets a service pause us, or let interactive work run, between batches.
         self.between_batches = between_batches
         self._folder_roots: dict[int, str] | None = None  # for _vanished_twin
+        # New photos get the library's active label sets, in the transaction that writes them.
+        self._labeller = ActiveLabeller(store, encoder)
+        self._written: list[tuple[int, np.ndarray]] = []  # in the write transaction under way
         store.bind_model(encoder.model_id, encoder.dim, reindex=reindex, fingerprint=model_fingerprint(encoder))
 
     # -- planning -----------------------------------------------------------
@@ -296,6 +300,7 @@ class Indexer:
         """Add these folders to the library (if new) and bring them up to date."""
         start = time.monotonic()
         report = IndexReport()
+        self._labeller.refresh()
         plan = _Plan()
         stale_failures: list[str] = []
         missing: dict[str, ImageState] = {}
@@ -360,6 +365,7 @@ class Indexer:
         """
         start = time.monotonic()
         report = IndexReport()
+        self._labeller.refresh()
         folders = {folder.path: folder.id for folder in self.store.folder_roots()}
         gone_paths = {p.rstrip(os.sep) or os.sep for p in gone}
         missing = self._missing_below(p for p in gone_paths if folder_holding(p, folders))
@@ -554,6 +560,7 @@ class Indexer:
         encoded = self._encode(batch, run.report)
         if not encoded and not known:
             return
+        self._written = []
         with self.store.write():
             for item in known:
                 self._write_known_content(item, run)
@@ -561,14 +568,22 @@ class Indexer:
                 assert item.info is not None
                 if self._write_image(item, item.info, vector):
                     run.report.indexed += 1
+            ids = [image_id for image_id, _ in self._written]
+            self._labeller.label(ids, [vector for _, vector in self._written])
+        self._written = []
 
     def _write_image(self, item: Prepared, info: ImageInfo, vector: np.ndarray) -> bool:
         """Write one image (the store settles races with other processes); False if
         its folder left the library meanwhile."""
         record = _new_image(item, info)
         if item.job.existing is not None:
-            return self.store.replace_image(item.job.existing.id, record, vector) is not None
-        return self.store.insert_image(record, vector) is not None
+            image_id = self.store.replace_image(item.job.existing.id, record, vector)
+        else:
+            image_id = self.store.insert_image(record, vector)
+        if image_id is None:
+            return False
+        self._written.append((image_id, vector))  # new content: labelled before the commit
+        return True
 
     def _write_known_content(self, item: Prepared, run: _Run) -> None:
         """Content we already have a vector for: touched, moved, or a copy of another photo."""

@@ -10,8 +10,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +25,18 @@ from ._errors import ClipdeskError, ImageUnreadable, ModelMismatch
 from ._filters import Filter
 from ._hitlist import HitList
 from ._imaging import open_image
+from . import _labels as labels_db
+from ._export import write_labels_csv
+from ._labels import (
+    APPLY_BATCH,
+    ImageLabel,
+    LabelDefinition,
+    LabelSetInfo,
+    SafeSearch,
+    SafeSearchUnavailable,
+    TagProgressCallback,
+    TagReport,
+)
 from ._safefile import require_photo_path
 from ._indexer import Indexer, IndexReport, ProgressCallback, describe_missing
 from ._models import DEFAULT_MODEL, EncoderOptions, ModelSpec, load_encoder, parse
@@ -221,6 +233,8 @@ class Library:
         """A filter as typed, with its folders as stored (absolute, symlinks resolved);
         UsageError for a folder outside the library."""
         resolved = keep.with_folders([real_path(f) for f in keep.folders])
+        if keep.labels:
+            labels_db.require_labels(self.store, keep.labels)
         return resolved.within_library([f.path for f in self.store.folders()])
 
     def undescribed(self, keep: Filter) -> int:
@@ -292,6 +306,98 @@ class Library:
             # photos without a fingerprint then match by identical content only.
             fill_missing(self.store, roots, workers=self.options.workers or 2, progress=progress)
         return find_duplicates(self.store, threshold, roots)
+
+
+    # -- labels and safe search (see labels.py) -----------------------------------------
+
+    def apply_labels(
+        self,
+        definition: LabelDefinition,
+        *,
+        within: Sequence[str] = (),
+        paths: Sequence[str] | None = None,
+        progress: TagProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        between_batches: Callable[[], None] | None = None,
+    ) -> TagReport:
+        """Run a label set over the whole library, the folders `within`, or the photos `paths`,
+        from their stored vectors (nothing is decoded or encoded). Re-running a set replaces
+        its results; cancelling writes nothing. `between_batches` may block (a pause)."""
+        if self.store.model() is None:
+            raise ClipdeskError("The library is empty: index a folder first.")
+        self.check_model()
+        self.check_model(encoder=self.encoder)
+        not_indexed: list[str] = []
+        whole = False
+        if paths is not None:
+            given = {real_path(p): p for p in paths}
+            found = self.store.images_at(given)
+            not_indexed = [shown for real, shown in given.items() if real not in found]
+            ids = np.asarray(sorted(s.id for s in found.values()), dtype=np.int64)
+        elif within:
+            check_folders(within)
+            where, params = self.resolve_filter(Filter(folders=tuple(within))).sql()
+            ids = self.store.matching_ids(where, params)
+        else:
+            whole = True
+            ids = np.zeros(0, dtype=np.int64)
+        batches = self.store.iter_vectors(APPLY_BATCH) if whole else self._vector_batches(ids)
+        total = self.store.count_images() if whole else len(ids)
+        report = labels_db.apply_label_set(
+            self.store, self.encoder, definition, batches, total, whole_library=whole,
+            progress=progress, cancel=cancel, between_batches=between_batches,
+        )
+        report.not_indexed = not_indexed
+        return report
+
+    def _vector_batches(self, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(ids), APPLY_BATCH):
+            yield self.store.vectors(ids[start : start + APPLY_BATCH])
+
+    def label_sets(self) -> list[LabelSetInfo]:
+        """The library's label sets by name, with how many photos carry each label."""
+        return labels_db.label_sets(self.store)
+
+    def known_labels(self) -> list[str]:
+        """Every label of every set, once each, sorted ignoring case (for completion)."""
+        return labels_db.known_labels(self.store)
+
+    def labels_of(self, image_id: int) -> list[ImageLabel]:
+        """The label probabilities the library holds for one photo, by set, most likely first."""
+        return labels_db.labels_of(self.store, image_id)
+
+    def set_label_set_active(self, name: str, active: bool) -> None:
+        """Whether photos indexed later get this label set."""
+        labels_db.set_active(self.store, name, active)
+
+    def remove_label_set(self, name: str) -> None:
+        """Drop a label set and its results."""
+        labels_db.remove_set(self.store, name)
+
+    def export_labels(self, target: str, set_name: str | None = None) -> int:
+        """Write path, set, label, probability of every label photos carry (one set, or all) as CSV."""
+        if set_name is not None:
+            labels_db.require_set(self.store, set_name)
+        return write_labels_csv(target, labels_db.carried_rows(self.store, set_name))
+
+    def safe_search(self) -> SafeSearch:
+        """The library's safe-search setting (off by default)."""
+        return labels_db.safe_search(self.store)
+
+    def set_safe_search(self, setting: SafeSearch) -> None:
+        """Keep the safe-search setting in the library."""
+        labels_db.set_safe_search(self.store, setting)
+
+    def moderation_applied(self) -> bool:
+        """Whether the moderation preset has judged photos of this library (safe search needs it)."""
+        return labels_db.moderation_applied(self.store)
+
+    def safe_filter(self, keep: Filter, threshold: float | None = None) -> Filter:
+        """`keep`, also hiding what the moderation preset judges unsafe (at `threshold`, else the
+        library's); SafeSearchUnavailable if the moderation preset has not been applied."""
+        if not labels_db.moderation_applied(self.store):
+            raise SafeSearchUnavailable(labels_db.unavailable_message())
+        return replace(keep, hide_unsafe_above=self.safe_search().threshold if threshold is None else threshold)
 
 
 def rebuild(db: Path) -> Path | None:

@@ -134,6 +134,54 @@ def _v5_perceptual_hash(conn: apsw.Connection) -> None:
     conn.execute("ALTER TABLE images ADD COLUMN phash INTEGER")
 
 
+def _v6_labels(conn: apsw.Connection) -> None:
+    # Label sets applied to the library (see labels.py). A set keeps its prompts so
+    # photos indexed later get exactly the same labelling; `model_id` names the
+    # model whose vectors its results came from.
+    conn.execute(
+        """
+        CREATE TABLE label_sets(
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,              -- 'typed', 'saved' or 'preset'
+            prompts TEXT NOT NULL,           -- JSON {label: [prompt, ...]}, in label order
+            min_probability REAL NOT NULL,
+            active INTEGER NOT NULL,         -- new photos get it when indexed
+            model_id TEXT,
+            applied_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE set_labels(
+            id INTEGER PRIMARY KEY,
+            set_id INTEGER NOT NULL REFERENCES label_sets(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            UNIQUE(set_id, name)
+        )
+        """
+    )
+    # Every label's probability per image; `carried` marks the label the image has
+    # (its set's best, at or above the set's min_probability). Rows follow their
+    # image and their set out of the library (ON DELETE CASCADE).
+    conn.execute(
+        """
+        CREATE TABLE image_labels(
+            label_id INTEGER NOT NULL REFERENCES set_labels(id) ON DELETE CASCADE,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            probability REAL NOT NULL,
+            carried INTEGER NOT NULL,
+            PRIMARY KEY(label_id, image_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX image_labels_image ON image_labels(image_id)")  # for deletes of images
+    # `--label`: the photos carrying a label, without reading the others' rows.
+    conn.execute("CREATE INDEX image_labels_carried ON image_labels(label_id, image_id) WHERE carried = 1")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "folders the user stopped watching move from meta JSON to folders.watched", _v2_watched_column),
     Step(3, "images keep their file's ctime and inode; files that failed are remembered",
@@ -141,6 +189,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, "images keep camera, lens, GPS, date offset and file type (read from headers later)",
          _v4_photo_facts),
     Step(5, "images keep a perceptual fingerprint, for finding near-duplicates", _v5_perceptual_hash),
+    Step(6, "label sets applied to the library, and each image's label probabilities", _v6_labels),
 )
 
 LATEST = STEPS[-1].version if STEPS else 1

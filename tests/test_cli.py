@@ -197,6 +197,90 @@ def test_new_photo_after_first_index(cli: CliRunner, photos: Path) -> None:
 
 
 def test_every_command_has_help(cli: CliRunner) -> None:
-    for command in ("index", "search", "similar", "classify", "status", "forget", "rebuild", "watch", "gui"):
+    for command in ("index", "search", "similar", "classify", "status", "forget", "rebuild", "watch", "gui",
+                    "tag", "labels", "safe-search"):
         result = cli(command, "--help")
         assert "--db" in result.stdout, command
+
+
+def test_tag_then_search_list_and_similar_by_label(cli: CliRunner, photos: Path) -> None:
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    report = run_json(cli, "tag", "--labels", "red, green, blue, yellow", "--in", str(photos / "trip"))
+    assert report == {**report, "labelled": 2, "counts": {"red": 1, "green": 1, "blue": 0, "yellow": 0}}  # type: ignore[dict-item]
+    # Each command is a new process: the labels stayed in the library.
+    assert names(run_json(cli, "search", "green", "--label", "red")) == ["red3"]
+    assert names(run_json(cli, "search", "green", "--label", "green", "--label", "red", "--not", "red")) == [
+        "green2", "red3"
+    ]
+    listed = run_json(cli, "list", "--label", "red", "--type", "jpeg")
+    assert [Path(p["path"]).name for p in listed] == ["red3.jpg"]  # type: ignore[index, union-attr]
+    assert names(run_json(cli, "similar", str(photos / "red1.jpg"), "--label", "green")) == ["green2"]
+    sets = run_json(cli, "labels")
+    assert isinstance(sets, list) and len(sets) == 1
+    assert sets[0]["name"] == "red, green, blue, yellow" and sets[0]["photos"] == 2
+    assert sets[0]["counts"] == {"red": 1, "green": 1, "blue": 0, "yellow": 0} and sets[0]["active"] is True
+    text = cli("labels").stdout
+    assert "red, green, blue, yellow (typed, 2 photos, active)" in text
+
+    # Re-running the set over the whole library replaces its results.
+    cli("tag", "--labels", "red, green, blue, yellow")
+    assert run_json(cli, "labels")[0]["counts"] == {"red": 3, "green": 2, "blue": 2, "yellow": 1}  # type: ignore[index]
+    # A photo indexed later gets the active set.
+    make_photo(photos / "later" / "blue9.png", "blue")
+    cli("index")
+    assert "blue9" in names(run_json(cli, "search", "blue", "--label", "blue", "-n", "5"))
+
+    unknown = cli("search", "red", "--label", "redd", check=False)
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "'redd'" in unknown.stderr
+
+
+def test_labels_csv_is_valid_and_neutralised_whatever_the_paths(cli: CliRunner, tmp_path: Path) -> None:
+    import csv
+
+    root = tmp_path / "odd"
+    names_ = ['a, "quoted" red.jpg', "line\nbreak green.png", "=HYPERLINK(1) red.jpg", "-2+3 blue.jpg", "@sum.jpg"]
+    for name, colour in zip(names_, ["red", "green", "red", "blue", "yellow"]):
+        make_photo(root / name, colour)
+    cli("--model", COLOUR_MODEL, "index", str(root))
+    cli("tag", "--labels", "red, green, blue, yellow", "--name", "+colours")
+    cli("tag", "--labels", "red, white")
+    out = tmp_path / "labels.csv"
+    result = cli("labels", "--csv", str(out), "--set", "+colours")
+    assert "Wrote 5 labels" in result.stderr
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["path", "set", "label", "probability"]
+    got = {r[0]: r for r in rows[1:]}
+    assert len(got) == 5 and all(len(r) == 4 for r in rows)
+    assert got[str(root / names_[0])][2] == "red"
+    assert got[str(root / names_[1])][2] == "green"  # the newline kept inside its cell
+    assert got[str(root / names_[2])][2] == "red"
+    for row in rows[1:]:
+        assert row[1] == "'+colours"
+        assert not row[0].startswith(("=", "+", "-", "@"))
+    everything = tmp_path / "all.csv"
+    cli("labels", "--csv", str(everything))
+    with open(everything, newline="", encoding="utf-8") as handle:
+        assert len(list(csv.reader(handle))) == 1 + 10
+
+
+def test_safe_search_from_the_command_line(cli: CliRunner, photos: Path) -> None:
+    cli("--model", COLOUR_MODEL, "index", str(photos))
+    missing = cli("search", "red", "--safe", check=False)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "clipdesk tag --preset moderation" in missing.stderr
+    # The colour model finds every photo 80% "not safe" (it knows no moderation word).
+    cli("tag", "--preset", "moderation", "--in", str(photos / "trip"))
+    assert sorted(names(run_json(cli, "search", "red", "-n", "3"))) == ["red1", "red2", "red3"]
+    assert sorted(names(run_json(cli, "search", "red", "-n", "3", "--safe"))) == ["red1", "red2", "yellow1"]
+    assert len(run_json(cli, "list", "--safe")) == 6  # type: ignore[arg-type]
+    assert run_json(cli, "safe-search") == {"enabled": False, "threshold": 0.5, "moderation_applied": True}
+    cli("safe-search", "on")
+    assert len(run_json(cli, "list")) == 6  # type: ignore[arg-type]
+    assert "red3" not in names(run_json(cli, "similar", str(photos / "red1.jpg")))
+    cli("safe-search", "on", "--threshold", "0.9")
+    assert len(run_json(cli, "list")) == 8  # type: ignore[arg-type]
+    cli("safe-search", "off", "--threshold", "0.5")
+    assert len(run_json(cli, "list")) == 8  # type: ignore[arg-type]
+    bad = cli("safe-search", "on", "--threshold", "0", check=False)
+    assert bad.returncode == 2 and "threshold" in bad.stderr

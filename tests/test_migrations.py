@@ -284,3 +284,34 @@ def test_version_3_gets_fingerprints_from_its_files_without_encoding(
     # Nothing was encoded again: every vector and its date are as they were.
     assert {p: at for p, (_, at) in filled.items()} == {p: at for p, (_, at) in upgraded.items()}
     _assert_same(_contents(db), before)
+
+
+def test_version_5_upgrades_to_label_sets_keeping_everything_with_a_backup(
+    v1_library: tuple[Path, Path], cli: CliRunner
+) -> None:
+    db, photos = v1_library
+    conn = _raw(db)  # a library as format 5 left it
+    with conn:
+        for step in migrations.STEPS:
+            if step.version <= 5:
+                step.run(conn)
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    before = _contents(db)
+
+    Store(db).close()
+
+    _assert_same(_contents(db), before)
+    backup = migrations.backup_path(db, 5)
+    kept = apsw.Connection(str(backup), flags=apsw.SQLITE_OPEN_READONLY)
+    assert kept.execute("PRAGMA user_version").fetchone()[0] == 5
+    kept.close()
+    _assert_same(_contents(backup), before)
+    # Labels work at once, from the vectors the library already held.
+    report = run_json(cli, "tag", "--labels", "red, blue, yellow", "--db", str(db))
+    assert isinstance(report, dict) and report["labelled"] == 6, report
+    listed = run_json(cli, "list", "--label", "red", "--db", str(db))
+    assert isinstance(listed, list) and {Path(p["path"]).name for p in listed} >= {"red1.png"}
+    index = run_json(cli, "index", "--db", str(db))
+    assert isinstance(index, dict) and index["encoded"] == 0 and index["indexed"] == 0, index
+    _assert_same(_contents(db), before)
