@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from .._errors import ClipdeskError
+from .._labels import SafeSearch
 from .._library import Library
 from .._logfile import log_path
 from .._service import WriteTask
@@ -118,6 +119,7 @@ class DuplicatesView(QWidget):
         parent: QWidget | None = None,
         *,
         trash: TrashFn = system_trash,
+        hide_unsafe: Callable[[], SafeSearch | None] = lambda: None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Duplicates")
@@ -125,6 +127,8 @@ class DuplicatesView(QWidget):
         self._service = service  # the main window's, which is replaced when the model changes
         self.loader = loader
         self.trash = trash
+        self._hide_unsafe = hide_unsafe  # safe search, while it hides photos
+        self.hidden: frozenset[int] = frozenset()
         # Asked once before anything moves; tests answer it themselves.
         self.confirm: Callable[[str], bool] = self._ask
         self.groups: list[Group] = []
@@ -224,7 +228,10 @@ class DuplicatesView(QWidget):
             return
         self.bar.setRange(0, 0)  # busy: how long grouping takes is not known ahead
         self.status.setText("Looking for duplicates…")
-        self._call = self._service().call(scan_library, self._show_scan, self._failed("Finding duplicates", False))
+        safe = self._hide_unsafe()
+        self._call = self._service().call(
+            lambda library: scan_library(library, safe), self._show_scan, self._failed("Finding duplicates", False)
+        )
 
     def cancel(self) -> None:
         """Stop looking for duplicates: fingerprinting ends after its batch, a grouping's answer is dropped."""
@@ -239,6 +246,7 @@ class DuplicatesView(QWidget):
         self._call = None
         self.groups = list(scan.groups)
         self.unfingerprinted = scan.unfingerprinted
+        self.hidden = scan.hidden
         self._keep = [{g.copies[0].path} for g in self.groups]
         self._render()
         self._set_idle(self._found_text())
@@ -311,6 +319,9 @@ class DuplicatesView(QWidget):
 
     def _request_thumbnail(self, card: _Card) -> None:
         photo = card.copy.photo
+        if photo.id in self.hidden:
+            card.picture.setText("Hidden by\nsafe search")
+            return
         self._thumbs.setdefault(photo.id, []).append((card.picture, photo.path))
         self._set_thumbnail(card.picture, photo.id, photo.path)
 

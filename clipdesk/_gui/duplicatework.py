@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QFile
 
 from .._duplicates import fill_missing
+from .._labels import SafeSearch
 from .._library import Library
 from .._service import WriteTask
 from .._store import PhotoFacts
+from .labelwork import unsafe_among
 
 # None: the file is in the trash now; otherwise why it stayed where it is.
 TrashFn = Callable[[str], str | None]
@@ -55,6 +57,7 @@ class Scan:
     # Photos with no fingerprint (unreadable, or fingerprinting was stopped): only
     # identical copies of them can be found.
     unfingerprinted: int = 0
+    hidden: frozenset[int] = frozenset()  # image ids safe search hides: no thumbnail for them
 
 
 class _Stopped(Exception):
@@ -88,8 +91,9 @@ def _stat(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns
 
 
-def scan_library(library: Library, threshold: float | None = None) -> Scan:
-    """The library's duplicate groups with each file's size and date (interactive lane)."""
+def scan_library(library: Library, safe: SafeSearch | None = None, threshold: float | None = None) -> Scan:
+    """The library's duplicate groups with each file's size and date, and which photos
+    safe search hides (interactive lane)."""
     found = library.duplicates(threshold)
     groups = tuple(
         Group(
@@ -100,7 +104,9 @@ def scan_library(library: Library, threshold: float | None = None) -> Scan:
         )
         for g in found
     )
-    return Scan(groups, len(library.store.missing_phashes()))
+    ids = [c.photo.id for g in groups for c in g.copies]
+    hidden = frozenset(unsafe_among(library, ids, safe)) if safe is not None else frozenset()
+    return Scan(groups, len(library.store.missing_phashes()), hidden)
 
 
 def system_trash(path: str) -> str | None:

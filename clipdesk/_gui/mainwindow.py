@@ -45,6 +45,10 @@ from . import settings as settings_io
 from .classifypanel import ClassifyPanel
 from .duplicatesview import DuplicatesView
 from .folderspanel import FoldersPanel
+from .labelscontroller import LabelsController, label_search_text
+from .labelspanel import LabelsPanel
+from .labelwork import browse
+from .labelwork import search as search_within
 from .preview import PreviewPane
 from .progress import ProgressDisplay
 from .querytext import parse_query
@@ -74,7 +78,7 @@ def search_library(library: Library, query: Query) -> list[Hit]:
     """A search; none while nothing is indexed yet (typing before the first folder is normal)."""
     if library.store.count_images() == 0:
         return []
-    return library.search(query)
+    return search_within(library, query)
 
 
 def warm_up(library: Library) -> None:
@@ -215,6 +219,16 @@ class MainWindow(QMainWindow):
         self.folders_panel.remove_requested.connect(self.remove_folder)
         self.folders_panel.reindex_requested.connect(self.reindex_folder)
         self.folders_dock = self._dock("Folders", self.folders_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.labels_panel = LabelsPanel()
+        self.labels_panel.label_clicked.connect(self.search_label)
+        self.preview.label_clicked.connect(self.search_label)
+        self.labels_dock = self._dock("Labels", self.labels_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.labels = LabelsController(
+            lambda: self.worker, classify=self.classify_panel, preview=self.preview, panel=self.labels_panel,
+            window=self, folders=lambda: [f.path for f in self._folders],
+            selected=lambda: [h.path for h in self.selected_hits()], results_changed=self.refresh_results,
+            message=self.show_message, failed=self._failed_call,
+        )
         self._docks_sized = False
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -258,7 +272,7 @@ class MainWindow(QMainWindow):
         self._action(edit, "&Copy path", self.copy_paths, QKeySequence.StandardKey.Copy)
         self._action(edit, "Find &similar", self.find_similar, QKeySequence("Ctrl+M"))
         view = self.menuBar().addMenu("&View")
-        for dock in (self.folders_dock, self.preview_dock, self.classify_dock):
+        for dock in (self.folders_dock, self.labels_dock, self.preview_dock, self.classify_dock):
             view.addAction(dock.toggleViewAction())
         tools = self.menuBar().addMenu("&Tools")
         self.duplicates_action = self._action(tools, "Find &duplicates…", self.show_duplicates, QKeySequence("Ctrl+D"))
@@ -320,6 +334,7 @@ class MainWindow(QMainWindow):
         self.qsettings.sync()
         self._search_timer.stop()
         self._folders_timer.stop()
+        self.labels.stop()
         self.worker.stop()
         self.loader.stop()
         self.preview.loader.stop()
@@ -340,6 +355,7 @@ class MainWindow(QMainWindow):
             and self.loader.pending == 0
             and self.classify_panel.loader.pending == 0
             and self.preview.loader.pending == 0
+            and self.labels.run is None
         )
 
     # -- service events -------------------------------------------------------------
@@ -531,6 +547,7 @@ class MainWindow(QMainWindow):
             like=tuple(self._like_paths),
             like_ids=tuple(self._like_ids),
             limit=SEARCH_LIMIT,
+            filter=self.labels.query_filter(parsed.labels),
         )
 
     def run_search(self, *, keep_place: bool = False) -> None:
@@ -550,9 +567,9 @@ class MainWindow(QMainWindow):
             self._show_hits(serial, hits, browsing, keep_place)
 
         if browsing:
-            order = self.page.photo_order()
+            order, keep = self.page.photo_order(), query.filter
             self._search_call = self.worker.call(
-                lambda library: library.all_photos(order), show, self._failed_call("Listing photos")
+                lambda library: browse(library, order, keep), show, self._failed_call("Listing photos")
             )
         else:
             self._search_call = self.worker.call(
@@ -563,6 +580,7 @@ class MainWindow(QMainWindow):
         """Search again, in place (new photos were indexed, or a folder was forgotten)."""
         if not self._closing:
             self.run_search(keep_place=True)
+            self.labels.refresh()  # new photos got the active label sets: counts change
 
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
@@ -629,6 +647,12 @@ class MainWindow(QMainWindow):
         if hit is not None:
             image_id = hit.image_id
             self.worker.call(lambda library: library.store.image(image_id), self.preview.show_record)
+            self.labels.show_labels_of(image_id)
+
+    def search_label(self, label: str) -> None:
+        """Show the photos carrying a label (a Labels panel row or a preview chip was clicked)."""
+        self.search_box.setText(label_search_text(label))
+        self.run_search()
 
     def _open_index(self, index: QModelIndex) -> None:
         hit = self.model.hit(index.row())
@@ -729,7 +753,9 @@ class MainWindow(QMainWindow):
                 self.loader.size, disk_cache=thumbnail_dir(), workers=1,
                 cache_limit_mb=self.settings.thumbnail_cache_mb, parent=self,
             )
-            view = self.duplicates_view = DuplicatesView(lambda: self.worker, loader, self)
+            view = self.duplicates_view = DuplicatesView(
+                lambda: self.worker, loader, self, hide_unsafe=lambda: self.labels.hide_unsafe
+            )
         if view.isVisible():  # already open: bring it to the front, keep the user's choices
             view.raise_()
             view.activateWindow()
@@ -740,10 +766,11 @@ class MainWindow(QMainWindow):
     # -- settings and help -----------------------------------------------------------
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, safe_search=self.labels.state.safe)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.apply_settings(dialog.result_settings())
+        self.labels.set_safe_search(dialog.result_safe_search())
 
     def apply_settings(self, new: AppSettings, *, confirm: bool = True) -> None:
         """Save settings; a new model (after the user agrees) restarts the service and re-indexes."""
@@ -790,6 +817,8 @@ class MainWindow(QMainWindow):
             "Type what you are looking for: dog on a beach\n\n"
             "Push photos down with -word or not:word:  beach -people\n"
             'Quote a phrase:  beach -"people swimming"\n\n'
+            "Only photos with a label:  label:beach sunset  (label photos with Apply to library "
+            "in the Classify panel; the Labels panel lists the labels)\n\n"
             "Drop a photo on the search box, or right-click a result and choose Find similar, to "
             "find more like it; words and example photos combine.\n\n"
             "The Relevance slider hides weaker matches.",

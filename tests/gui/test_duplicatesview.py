@@ -97,9 +97,9 @@ def test_groups_are_found_off_the_gui_thread_and_the_suggested_photo_is_ticked(
     threads: list[threading.Thread] = []
     scan = duplicatesview.scan_library
 
-    def recording_scan(library):  # type: ignore[no-untyped-def]
+    def recording_scan(library, safe=None):  # type: ignore[no-untyped-def]
         threads.append(threading.current_thread())
-        return scan(library)
+        return scan(library, safe)
 
     monkeypatch.setattr(duplicatesview, "scan_library", recording_scan)
     window = make_window()
