@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 )
 
 from .._errors import ClipdeskError
-from .._labels import SafeSearch
 from .._library import Library
 from .._logfile import log_path
 from .._service import WriteTask
@@ -119,7 +118,6 @@ class DuplicatesView(QWidget):
         parent: QWidget | None = None,
         *,
         trash: TrashFn = system_trash,
-        hide_unsafe: Callable[[], SafeSearch | None] = lambda: None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Duplicates")
@@ -127,7 +125,6 @@ class DuplicatesView(QWidget):
         self._service = service  # the main window's, which is replaced when the model changes
         self.loader = loader
         self.trash = trash
-        self._hide_unsafe = hide_unsafe  # safe search, while it hides photos
         self.hidden: frozenset[int] = frozenset()
         # Asked once before anything moves; tests answer it themselves.
         self.confirm: Callable[[str], bool] = self._ask
@@ -228,10 +225,7 @@ class DuplicatesView(QWidget):
             return
         self.bar.setRange(0, 0)  # busy: how long grouping takes is not known ahead
         self.status.setText("Looking for duplicates…")
-        safe = self._hide_unsafe()
-        self._call = self._service().call(
-            lambda library: scan_library(library, safe), self._show_scan, self._failed("Finding duplicates", False)
-        )
+        self._call = self._service().call(scan_library, self._show_scan, self._failed("Finding duplicates", False))
 
     def cancel(self) -> None:
         """Stop looking for duplicates: fingerprinting ends after its batch, a grouping's answer is dropped."""

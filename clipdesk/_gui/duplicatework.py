@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QFile
 
 from .._duplicates import fill_missing
-from .._labels import SafeSearch
 from .._library import Library
 from .._service import WriteTask
 from .._store import PhotoFacts
@@ -91,7 +90,7 @@ def _stat(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns
 
 
-def scan_library(library: Library, safe: SafeSearch | None = None, threshold: float | None = None) -> Scan:
+def scan_library(library: Library, threshold: float | None = None) -> Scan:
     """The library's duplicate groups with each file's size and date, and which photos
     safe search hides (interactive lane)."""
     found = library.duplicates(threshold)
@@ -105,8 +104,7 @@ def scan_library(library: Library, safe: SafeSearch | None = None, threshold: fl
         for g in found
     )
     ids = [c.photo.id for g in groups for c in g.copies]
-    hidden = frozenset(unsafe_among(library, ids, safe)) if safe is not None else frozenset()
-    return Scan(groups, len(library.store.missing_phashes()), hidden)
+    return Scan(groups, len(library.store.missing_phashes()), frozenset(unsafe_among(library, ids)))
 
 
 def system_trash(path: str) -> str | None:

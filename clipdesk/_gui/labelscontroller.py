@@ -85,22 +85,14 @@ class LabelsController(QObject):
         self._service().call(labels_state, self._got_state, self._failed("Reading the labels"))
 
     def _got_state(self, state: LabelsState) -> None:
-        hiding = self.hide_unsafe
         self.state = state
         self.panel.set_sets(state.sets)
         self.state_changed.emit()
-        if self.hide_unsafe != hiding:
-            self._results_changed()  # safe search switched: search and browse again
 
     def query_filter(self, labels: tuple[str, ...], keep: Filter | None = None) -> Filter | None:
-        """The filter a search or browse uses: labels typed, and safe search when it is on."""
-        return query_filter(labels, self.state.safe, self.state.moderation_applied, keep)
-
-    @property
-    def hide_unsafe(self) -> SafeSearch | None:
-        """The safe-search setting while it hides photos (for thumbnails shown elsewhere)."""
-        safe = self.state.safe
-        return safe if safe.enabled and self.state.moderation_applied else None
+        """The filter a search or browse uses for the labels typed (safe search is added on
+        the worker, from the library's own setting)."""
+        return query_filter(labels, keep)
 
     def show_labels_of(self, image_id: int) -> None:
         """Ask for a photo's labels; the preview shows them as chips when they come."""
@@ -187,7 +179,7 @@ class LabelsController(QObject):
         def saved(_: None) -> None:
             self._message("Safe search is on: unsafe photos are hidden." if wanted.enabled
                           else "Safe search is off.")
-            self.refresh()
+            self._results_changed()  # search and browse again; this reads the new state too
 
         self._service().write(save, saved, self._failed("Saving safe search"))
 

@@ -104,43 +104,52 @@ def labels_state(library: Library) -> LabelsState:
     return LabelsState(tuple(library.label_sets()), library.safe_search(), library.moderation_applied())
 
 
-def query_filter(labels: tuple[str, ...], safe: SafeSearch, moderation_applied: bool,
-                 keep: Filter | None = None) -> Filter | None:
-    """`keep` narrowed to photos carrying any of `labels`, without unsafe photos while safe
-    search is on (and the moderation labels exist to judge them); None when nothing narrows."""
+def query_filter(labels: tuple[str, ...], keep: Filter | None = None) -> Filter | None:
+    """`keep` narrowed to photos carrying any of `labels`; None when nothing narrows."""
     keep = keep or Filter()
     if labels:
         keep = replace(keep, labels=tuple(dict.fromkeys(keep.labels + labels)))
-    if safe.enabled and moderation_applied:
-        keep = replace(keep, hide_unsafe_above=safe.threshold)
     return None if keep.is_empty() else keep
 
 
-def resolved(library: Library, query: Query) -> Query:
-    """The query with its filter as stored (a label no set has is a clear error)."""
-    if query.filter is None or query.filter.is_empty():
-        return query
-    return replace(query, filter=library.resolve_filter(query.filter))
+def hiding(library: Library) -> SafeSearch | None:
+    """The library's safe-search setting while it hides photos: on, and the moderation
+    labels are there to judge them. Read at each search, so switching it (here or from
+    the command line) applies at once and no unsafe photo shows before the app knows."""
+    safe = library.safe_search()
+    return safe if safe.enabled and library.moderation_applied() else None
+
+
+def effective_filter(library: Library, keep: Filter | None) -> Filter | None:
+    """A filter as stored (a label no set has is a clear error), also hiding what safe search hides."""
+    safe = hiding(library)
+    if safe is not None:
+        keep = replace(keep or Filter(), hide_unsafe_above=safe.threshold)
+    if keep is None or keep.is_empty():
+        return None
+    return library.resolve_filter(keep)
 
 
 def browse(library: Library, order: PhotoOrder, keep: Filter | None) -> HitList:
-    """Every photo a filter keeps (all of them without one), in the browsing order."""
+    """Every photo a filter keeps (all of them without one) and safe search shows, in the browsing order."""
     photos = library.all_photos(order)
-    if keep is None or keep.is_empty():
+    keep = effective_filter(library, keep)
+    if keep is None:
         return photos
-    where, params = library.resolve_filter(keep).sql()
+    where, params = keep.sql()
     kept = np.flatnonzero(np.isin(photos.ids, library.store.matching_ids(where, params)))
     return HitList(photos.ids[kept], [photos.paths[int(i)] for i in kept])
 
 
 def search(library: Library, query: Query) -> list[Hit]:
-    """A search by words and examples, within the query's filter."""
-    return library.search(resolved(library, query))
+    """A search by words and examples, within the query's filter, as safe search allows."""
+    return library.search(replace(query, filter=effective_filter(library, query.filter)))
 
 
-def unsafe_among(library: Library, ids: list[int], safe: SafeSearch) -> set[int]:
+def unsafe_among(library: Library, ids: list[int]) -> set[int]:
     """Which of these photos safe search hides (none while it is off or cannot judge)."""
-    if not ids or not safe.enabled or not library.moderation_applied():
+    safe = hiding(library)
+    if not ids or safe is None:
         return set()
     where, params = Filter(hide_unsafe_above=safe.threshold).sql()
     shown = set(library.store.matching_ids(where, params).tolist())

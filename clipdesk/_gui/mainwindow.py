@@ -753,9 +753,7 @@ class MainWindow(QMainWindow):
                 self.loader.size, disk_cache=thumbnail_dir(), workers=1,
                 cache_limit_mb=self.settings.thumbnail_cache_mb, parent=self,
             )
-            view = self.duplicates_view = DuplicatesView(
-                lambda: self.worker, loader, self, hide_unsafe=lambda: self.labels.hide_unsafe
-            )
+            view = self.duplicates_view = DuplicatesView(lambda: self.worker, loader, self)
         if view.isVisible():  # already open: bring it to the front, keep the user's choices
             view.raise_()
             view.activateWindow()

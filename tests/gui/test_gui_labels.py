@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QDialog
 
-from .guihelpers import colour_of, index, photo, row_paths, wait_idle
+from .guihelpers import COLOUR_MODEL, colour_of, index, photo, row_paths, wait_idle
 
 from clipdesk._gui.applylabels import ApplyLabelsDialog
 from clipdesk._gui.labelscontroller import label_search_text
 from clipdesk._gui.settingsdialog import SettingsDialog
-from clipdesk._labels import SafeSearch
+from clipdesk._labels import LabelDefinition, SafeSearch
 from clipdesk._library import Library, LibraryOptions
 from clipdesk._store import Store
 
@@ -251,3 +251,23 @@ def test_declining_the_moderation_labels_leaves_safe_search_off(qtbot, make_wind
     assert window.labels.run is None
     wait_idle(qtbot, window)
     assert label_sets(db_path) == [] and not window.labels.state.safe.enabled
+
+
+def test_safe_search_already_on_hides_from_the_first_listing_and_follows_the_command_line(
+    qtbot, make_window, two_folders, db_path
+):
+    mine, _ = two_folders
+    with Library(LibraryOptions(db_path=db_path, model=COLOUR_MODEL)) as library:
+        library.apply_labels(LabelDefinition.preset("moderation"))
+    _mark_unsafe(db_path, (str(mine / "blue1.png"),))
+    with Library(LibraryOptions(db_path=db_path)) as library:
+        library.set_safe_search(SafeSearch(True))
+    window = make_window()
+    with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
+        pass  # the very first listing
+    assert row_paths(window) and "blue1.png" not in [Path(p).name for p in row_paths(window)]
+    # Switched off elsewhere (clipdesk safe-search off): the next search shows it again.
+    with Library(LibraryOptions(db_path=db_path)) as library:
+        library.set_safe_search(SafeSearch(False))
+    assert "blue1.png" in search(qtbot, window, "")
+    wait_idle(qtbot, window)
