@@ -115,6 +115,9 @@ class LabelRunBar(QWidget):
         self.bar.setFormat("%v / %m")
         self.pause_button = QToolButton()
         self.pause_button.setText("Pause")
+        # The run keeps its results to save in one go, so while it is paused the library's
+        # other changes (indexing) wait too.
+        self.pause_button.setToolTip("Pause labelling; indexing waits until you resume or cancel")
         self.pause_button.clicked.connect(self._toggle)
         self.cancel_button = QToolButton()
         self.cancel_button.setText("Cancel")

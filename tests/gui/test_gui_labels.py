@@ -137,6 +137,8 @@ def test_a_run_can_be_paused_resumed_and_cancelled_and_cancel_writes_nothing(
     assert panel.run_bar.pause_button.text() == "Resume"
     qtbot.waitUntil(run.holding.is_set, timeout=WAIT_MS)  # held after its batch, nothing saved yet
     assert label_sets(db_path) == []
+    qtbot.waitUntil(lambda: (panel.run_bar.bar.value(), panel.run_bar.bar.maximum()) == (8, 8), timeout=WAIT_MS)
+    assert panel.run_bar.label.text() == "Paused applying \u201cred, green\u201d."
     with qtbot.waitSignal(window.labels.run_finished, timeout=WAIT_MS) as done:
         panel.run_bar.cancel_button.click()
     assert done.args[0].cancelled and label_sets(db_path) == []
