@@ -716,8 +716,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 definition, within=args.within, paths=args.photos or None,
                 progress=lambda p: bar.update(p.done, p.total),
             )
-        except KeyboardInterrupt:
-            bar.close()
+        except KeyboardInterrupt:  # before the one transaction that saves, or rolled back with it
             print("clipdesk: interrupted; the library's labels were not changed.", file=sys.stderr)
             return 130
         finally:

@@ -70,7 +70,8 @@ def _write_csv(target: str, header: list[str], rows: Iterable[list[str]]) -> Non
         with open(temp, "x", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
-            writer.writerows(rows)
+            for row in rows:
+                writer.writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)

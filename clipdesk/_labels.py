@@ -364,10 +364,14 @@ def _carried(probs: np.ndarray, min_probability: float) -> np.ndarray:
 def _label_rows(
     label_ids: Sequence[int], image_ids: np.ndarray, probs: np.ndarray, min_probability: float
 ) -> Iterator[tuple[int, int, float, int]]:
+    """(label id, image id, probability, carried) for each image and label, made column-wise (fast)."""
     carried = _carried(probs, min_probability)
-    for row, image_id in enumerate(image_ids.tolist()):
-        for col, label_id in enumerate(label_ids):
-            yield label_id, image_id, float(probs[row, col]), int(carried[row, col])
+    return zip(
+        np.tile(np.asarray(label_ids, dtype=np.int64), len(image_ids)).tolist(),
+        np.repeat(np.asarray(image_ids, dtype=np.int64), len(label_ids)).tolist(),
+        probs.ravel().tolist(),
+        carried.ravel().astype(np.int64).tolist(),
+    )
 
 
 def save_results(
@@ -420,12 +424,24 @@ def save_results(
         )]
         if same and whole_library:
             conn.executemany("DELETE FROM image_labels WHERE label_id = ?", ((i,) for i in label_ids))
-        # INSERT OR REPLACE: a row per label and image, so the old results of these photos all go.
-        conn.executemany(
-            "INSERT OR REPLACE INTO image_labels(label_id, image_id, probability, carried) "
-            "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE id = ?)",
-            ((*r, r[1]) for r in _label_rows(label_ids, image_ids, probs, definition.min_probability)),
+        # Staged without indexes or checks, then written by one statement, which also
+        # leaves out photos deleted while the set was being computed.
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staged_labels(label_id INTEGER, image_id INTEGER, "
+            "probability REAL, carried INTEGER)"
         )
+        conn.execute("DELETE FROM temp.staged_labels")
+        conn.executemany(
+            "INSERT INTO temp.staged_labels VALUES (?, ?, ?, ?)",
+            _label_rows(label_ids, image_ids, probs, definition.min_probability),
+        )
+        # INSERT OR REPLACE: a row per label and image, so the old results of these photos all go.
+        conn.execute(
+            "INSERT OR REPLACE INTO image_labels(label_id, image_id, probability, carried) "
+            "SELECT s.label_id, s.image_id, s.probability, s.carried FROM temp.staged_labels s "
+            "JOIN images i ON i.id = s.image_id"
+        )
+        conn.execute("DELETE FROM temp.staged_labels")
 
 
 def apply_label_set(

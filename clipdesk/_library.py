@@ -159,8 +159,8 @@ class Library:
                 self._encoder = load_encoder(self.check_model(reindex=True), self.options.encoder_options())
             return self._encoder
 
-    def use_encoder(self, encoder: Encoder) -> None:
-        """Use a model already loaded (the service loads one for all its threads)."""
+    def adopt_encoder(self, encoder: Encoder) -> None:
+        """Use an encoder already loaded (a service's) rather than loading another."""
         with self._encoder_lock:
             self._encoder = encoder
 
@@ -211,16 +211,24 @@ class Library:
         self.check_model(encoder=self.encoder)
         return Searcher(self.store, self.encoder, self.text_cache, self.vector_index)
 
-    def all_photos(self, order: PhotoOrder = "name") -> HitList:
-        """Every photo in the library (what a browser shows unsearched): by path ignoring
-        case, or by date taken (else modified), newest or oldest first."""
+    def all_photos(self, order: PhotoOrder = "name", keep: Filter | None = None) -> HitList:
+        """Every photo in the library (what a browser shows unsearched), or those `keep` keeps
+        (safe search, a label): by path ignoring case, or by date taken (else modified),
+        newest or oldest first."""
         if order != "name":
             ids, paths = self.store.ids_and_paths(by_date=True)
-            return HitList(ids[::-1], paths[::-1]) if order == "newest" else HitList(ids, paths)
-        ids, paths = self.store.ids_and_paths()
-        lowered = [p.lower() for p in paths]
-        ranked = sorted(range(len(paths)), key=lowered.__getitem__)
-        return HitList(ids[ranked], [paths[i] for i in ranked])
+            if order == "newest":
+                ids, paths = ids[::-1], paths[::-1]
+        else:
+            ids, paths = self.store.ids_and_paths()
+            lowered = [p.lower() for p in paths]
+            ranked = sorted(range(len(paths)), key=lowered.__getitem__)
+            ids, paths = ids[ranked], [paths[i] for i in ranked]
+        if keep is not None and not keep.is_empty():
+            where, params = keep.sql()
+            kept = np.isin(ids, self.store.matching_ids(where, params))
+            ids, paths = ids[kept], [p for p, k in zip(paths, kept.tolist()) if k]
+        return HitList(ids, paths)
 
     def search(self, query: Query) -> list[Hit]:
         if self.store.model() is None:

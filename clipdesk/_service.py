@@ -7,8 +7,6 @@ Three lanes, each with its own thread:
   remove) first, then changes the watcher saw, then reconciles (at start and
   periodically). Lower-priority work is cancelled (what it did is kept) and
   queued again when more urgent work arrives;
-  Writes the app asks for (`submit_write()`: a label set applied to the
-  library, fingerprints of older photos) run here too, as urgent work;
 - interactive: `submit()` runs a function (a search, a classification, a
   lookup) on its own thread with its own, read-only Library, sharing the
   encoder; the indexer waits between model batches while such work is
@@ -35,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._encoder import Encoder, model_fingerprint
 from ._errors import ClipdeskError, ModelUnavailable
@@ -87,7 +85,7 @@ class _Kind(Enum):
     ADD = (0, "add")
     REINDEX = (0, "reindex")
     REMOVE = (0, "remove")
-    WRITE = (0, "write")  # a write the app asked for (submit_write)
+    WRITE = (0, "write")  # a change the caller asked for (e.g. applying a label set)
     CHANGES = (1, "changes")
     RECONCILE = (2, "reconcile")
 
@@ -103,8 +101,8 @@ class _Work:
     forget: bool = True
     changed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
-    call: Callable[[Library, WriteTask], Any] | None = None  # WRITE: the work and its answer
-    future: concurrent.futures.Future[Any] | None = None
+    job: WriteJob[Any] | None = None  # for WRITE
+    call: Callable[[Library, WriteContext], Any] | None = None  # for WRITE
 
     @property
     def priority(self) -> int:
@@ -112,11 +110,19 @@ class _Work:
 
 
 @dataclass(frozen=True)
-class WriteTask:
-    """What a write given to `submit_write` gets besides the library, to call between its batches."""
+class WriteContext:
+    """What a write job gets besides the library: its cancel event, and a pause point."""
 
-    cancel: threading.Event  # set when the service stops: end at the next batch
-    between_batches: Callable[[], None]  # holds while a search waits (not for Pause: that is indexing's)
+    cancel: threading.Event  # set by WriteJob.cancel.set() or when the service stops
+    between_batches: Callable[[], None]  # holds while the service is paused
+
+
+@dataclass(frozen=True)
+class WriteJob(Generic[T]):
+    """A job on the indexing (writer) thread: its result or error, and how to cancel it."""
+
+    future: concurrent.futures.Future[T]
+    cancel: threading.Event
 
 
 class _Rate:
@@ -168,14 +174,6 @@ class _Pending:
             root = next(iter(self.reconcile))
             del self.reconcile[root]
             return _Work(_Kind.RECONCILE, root)
-        return None
-
-    def pop_write(self) -> _Work | None:
-        """The first write waiting (writes the app asks for run while indexing is paused)."""
-        for work in self.urgent:
-            if work.kind is _Kind.WRITE:
-                self.urgent.remove(work)
-                return work
         return None
 
     def empty(self) -> bool:
@@ -288,6 +286,7 @@ class IndexService:
                 self._interactive_done()
         self._calls.put(None)
         self._call_thread.join(max(0.0, deadline - time.monotonic()))
+        self._cancel_waiting_writes()
         with self._cv:
             self._stopped = True
         if self._index_thread.is_alive():
@@ -352,17 +351,6 @@ class IndexService:
         if paths:
             self._enqueue(_Work(_Kind.CHANGES, gone=list(paths)))
 
-    def submit_write(self, fn: Callable[[Library, WriteTask], T]) -> concurrent.futures.Future[T]:
-        """Run fn(library, task) on the indexing thread, the library's only writer, before
-        other indexing work; its result or error comes back through the Future."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        with self._cv:
-            if self._stopping or self._stopped or self._index_ended:
-                future.set_exception(ClipdeskError("The indexing service has stopped."))
-                return future
-            self._enqueue(_Work(_Kind.WRITE, call=fn, future=future))
-        return future
-
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
         with self._cv:
@@ -371,6 +359,18 @@ class IndexService:
                 for root, count in sorted(self._folders.rows.items())
                 if root not in self._folders.unwatched
             ]
+
+    def submit_write(self, fn: Callable[[Library, WriteContext], T]) -> WriteJob[T]:
+        """Run fn(library, context) on the indexing thread, the one that writes, before further
+        indexing (e.g. `library.apply_labels(..., cancel=context.cancel,
+        between_batches=context.between_batches)`); it waits while the service is paused.
+        Any thread may call this."""
+        job: WriteJob[T] = WriteJob(concurrent.futures.Future(), threading.Event())
+        with self._cv:
+            ended = self._index_ended
+        if ended or not self._enqueue(_Work(_Kind.WRITE, job=job, call=fn)):
+            job.future.set_exception(ClipdeskError("The indexing service has stopped."))
+        return job
 
     def submit(self, fn: Callable[[Library], T]) -> concurrent.futures.Future[T]:
         """Run fn(library) on the interactive thread, ahead of the next indexing batch."""
@@ -400,10 +400,11 @@ class IndexService:
             rows = self._folders.rows
             return path if root not in rows and path in rows else root
 
-    def _enqueue(self, work: _Work) -> None:
+    def _enqueue(self, work: _Work) -> bool:
+        """Queue work for the indexing thread; False once the service is stopping."""
         with self._cv:
-            if self._stopping:
-                return
+            if self._stopping or self._stopped:
+                return False
             self._pending.put(work)
             current = self._current
             if current is not None and self._cancel is not None:
@@ -413,6 +414,7 @@ class IndexService:
                     self._requeue = True
                     self._cancel.set()
             self._cv.notify_all()
+        return True
 
     def _take(self) -> _Work | None:
         """The next work item, by priority; None once stopping. Indexing thread only.
@@ -425,9 +427,10 @@ class IndexService:
             with self._cv:
                 if self._stopping:
                     return None
-                work = self._pending.pop_write() if self._paused else self._pending.pop()
+                work = None if self._paused else self._pending.pop()
                 if work is not None:
-                    self._current, self._cancel, self._requeue = work, threading.Event(), False
+                    cancel = work.job.cancel if work.job is not None else threading.Event()
+                    self._current, self._cancel, self._requeue = work, cancel, False
                     return work
                 timeout = LIBRARY_CHECK_INTERVAL
                 if self.reconcile_interval > 0:
@@ -451,12 +454,6 @@ class IndexService:
             self._cancel.set()  # _take raises LibraryReplaced next
         with self._cv:
             while not self._stopping and (self._paused or self._interactive_pending > 0):
-                self._cv.wait(0.5)
-
-    def _searches_first(self) -> None:
-        """Between a write's batches: hold while interactive work waits."""
-        with self._cv:
-            while not self._stopping and self._interactive_pending > 0:
                 self._cv.wait(0.5)
 
     def _interactive_done(self) -> None:
@@ -526,10 +523,21 @@ class IndexService:
 
     # -- the indexing thread --------------------------------------------------------
 
+    def _cancel_waiting_writes(self) -> None:
+        """Write jobs that will never run are cancelled, not left hanging (at stop, or when
+        the indexing thread ended on a fatal error); later ones fail at once."""
+        with self._cv:
+            self._index_ended = True
+            waiting = [w for w in self._pending.urgent if w.job is not None]
+            self._pending.urgent = deque(w for w in self._pending.urgent if w.job is None)
+        for work in waiting:
+            assert work.job is not None
+            work.job.future.cancel()
+
     def _index_main(self) -> None:
         library = self._open_library()
         if library is None:
-            self._fail_waiting_writes()
+            self._cancel_waiting_writes()
             return
         try:
             self._start_watching(library.store)
@@ -549,19 +557,8 @@ class IndexService:
             log.exception("the indexing thread failed")
             self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
-            self._fail_waiting_writes()
+            self._cancel_waiting_writes()
             self._close_library(library)
-
-    def _fail_waiting_writes(self) -> None:
-        """Writes that will never run now answer so, rather than keep their callers waiting."""
-        with self._cv:
-            self._index_ended = True
-            waiting = [w for w in self._pending.urgent if w.future is not None]
-            self._pending.urgent = deque(w for w in self._pending.urgent if w.future is None)
-        for work in waiting:
-            assert work.future is not None
-            if work.future.set_running_or_notify_cancel():
-                work.future.set_exception(ClipdeskError("The indexing service has stopped."))
 
     def _open_library(self) -> Library | None:
         """Take the library's shared lock, open it and load the model; None (and an event) if it cannot."""
@@ -571,8 +568,6 @@ class IndexService:
             library = Library(self.options, encoder=self._injected)
             self._identity = file_identity(self.options.db_path)
             self._encoder = self._load_model(library)
-            if self._encoder is not None:
-                library.use_encoder(self._encoder)  # for writes that need it (labels): one copy
         except ClipdeskError as exc:
             self._emit(ServiceError(str(exc), fatal=True))
             if library is not None:
@@ -716,15 +711,23 @@ class IndexService:
             self._refresh(library.store)
 
     def _write(self, library: Library, work: _Work) -> None:
-        """Run a write given to submit_write; its answer, error included, goes to its Future."""
-        assert work.call is not None and work.future is not None and self._cancel is not None
-        if not work.future.set_running_or_notify_cancel():
+        """Run a job from submit_write; its result or error goes to its future."""
+        assert work.job is not None and work.call is not None
+        future = work.job.future
+        if not future.set_running_or_notify_cancel():
             return
         self._activity = True
         try:
-            work.future.set_result(work.call(library, WriteTask(self._cancel, self._searches_first)))
-        except BaseException as exc:  # noqa: BLE001  # the caller gets it through the Future
-            work.future.set_exception(exc)
+            if self._encoder is None:
+                raise ClipdeskError(f"Cannot do this without a model: {self._model_error}")
+            library.adopt_encoder(self._encoder)
+            result = work.call(library, WriteContext(work.job.cancel, self._between_batches))
+        except BaseException as exc:  # the caller decides what an error means
+            if not isinstance(exc, ClipdeskError):
+                log.error("a write job failed", exc_info=exc)
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
         finally:
             self._refresh(library.store)
 
@@ -883,4 +886,4 @@ class IndexService:
         return Library(self.options, create=False, read_only=True, encoder=self._encoder)
 
 
-__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent", "WriteTask"]
+__all__ = ["FolderState", "FolderStatus", "IndexService", "LibraryReplaced", "ServiceEvent"]

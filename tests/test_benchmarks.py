@@ -80,3 +80,9 @@ def test_bench_duplicates_speed(tmp_path: Path, where: list[str]) -> None:
     result = run_bench("bench_duplicates.py", tmp_path, "--speed", *where)
     assert result["count"] == 2000 and result["seconds"] >= 0  # type: ignore[operator]
     assert result["groups"] > 0  # type: ignore[operator]  # the planted copies are found
+
+
+def test_bench_labels(tmp_path: Path) -> None:
+    result = run_bench("bench_labels.py", tmp_path)
+    assert result["count"] == 2000 and result["label_filter_kept"] > 0
+    assert result["apply_s"] > 0 and result["new_batch_of_32_ms"] > 0

@@ -195,6 +195,8 @@ def test_safe_search_hides_and_unhides(indexed: Path, db_path: Path) -> None:
         assert {Path(r.path).name for r in library.list_photos(hidden)} == {
             "red1.jpg", "red2.png", "green1.jpg", "blue1.jpg", "blue2.bmp", "yellow1.gif"
         }
+        browsed = library.all_photos("newest", hidden).paths  # browsing, unsearched, hides them too
+        assert len(browsed) == 6 and "red3.jpg" not in _names(browsed)
         hits = library.search(Query(texts=("red",), limit=3, filter=hidden))
         assert "red3.jpg" not in _names([h.path for h in hits]) and len(hits) == 3
         # A higher threshold shows them again.
@@ -234,3 +236,48 @@ def test_photos_the_watch_service_indexes_get_the_active_sets(photos: Path, tmp_
         wait_for(labelled, what="the new photo labelled")
     finally:
         service.stop()
+
+
+def test_the_service_applies_a_label_set_on_its_writer_thread(photos: Path, tmp_path: Path) -> None:
+    from clipdesk._events import Idle, ServiceEvent
+    from clipdesk._labels import TagReport
+    from clipdesk._service import IndexService, WriteContext
+    from watchutil import wait_for
+
+    db = tmp_path / "service.db"
+    events: list[ServiceEvent] = []
+    service = IndexService(LibraryOptions(db_path=db, model=COLOUR_MODEL), on_event=events.append,
+                           debounce=0.2, poll_interval=0.2)
+    try:
+        service.start()
+        service.add_folder(str(photos))
+        wait_for(lambda: any(isinstance(e, Idle) for e in events), what=f"idle: {events}")
+        threads: list[str] = []
+
+        def apply(library: Library, context: WriteContext) -> TagReport:
+            threads.append(threading.current_thread().name)
+            return library.apply_labels(COLOURS, cancel=context.cancel, between_batches=context.between_batches)
+
+        report = service.submit_write(apply).future.result(30)
+        assert report.labelled == 8 and threads == ["clipdesk-index"]
+        found = service.submit(lambda lib: lib.list_photos(lib.resolve_filter(Filter(labels=("blue",))))).result(10)
+        assert _names([r.path for r in found]) == {"blue1.jpg", "blue2.bmp"}
+
+        # Cancelled before it runs (the service is paused): nothing changes.
+        service.pause()
+        job = service.submit_write(
+            lambda lib, ctx: lib.apply_labels(LabelDefinition.typed(["red", "white"], name="colours"),
+                                              cancel=ctx.cancel)
+        )
+        job.cancel.set()
+        service.resume()
+        assert job.future.result(30).cancelled
+        # A job still waiting when the service stops is cancelled, not left hanging.
+        service.pause()
+        waiting = service.submit_write(lambda lib, ctx: lib.apply_labels(COLOURS))
+    finally:
+        service.stop()
+    assert waiting.future.cancelled()
+    with _library(db) as library:
+        assert library.label_sets()[0].labels == ("red", "green", "blue", "yellow")
+    assert service.submit_write(lambda lib, ctx: None).future.exception() is not None

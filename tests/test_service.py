@@ -565,31 +565,32 @@ def test_files_the_app_moved_away_leave_the_library_at_once(
     wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
 
 
-def test_writes_run_on_the_indexing_thread_even_while_paused(
+def test_writes_run_on_the_indexing_thread_and_errors_go_to_the_caller(
     make_service: Factory, photos: Path, view: View, db: Path
 ) -> None:
     service, _ = started(make_service, photos, view, 8)
-    service.pause()
 
-    def write(library: Library, task: service_mod.WriteTask) -> str:
+    def write(library: Library, task: service_mod.WriteContext) -> str:
         image_id = library.store.images_at([str(photos / "red1.jpg")])[str(photos / "red1.jpg")].id
         with library.store.write():
             library.store.set_phashes([(image_id, 42)])
         task.between_batches()  # no search waiting: returns at once
         return threading.current_thread().name
 
-    assert service.submit_write(write).result(10) == "clipdesk-index"
+    assert service.submit_write(write).future.result(10) == "clipdesk-index"
     with Store(db, read_only=True) as store:
         assert (42, str(photos / "red1.jpg")) in [(p.phash, p.path) for p in store.duplicate_facts()]
     failing = service.submit_write(lambda library, task: 1 // 0)
-    assert isinstance(failing.exception(10), ZeroDivisionError)  # to the caller, not a service error
+    assert isinstance(failing.future.exception(10), ZeroDivisionError)  # to the caller, not a service error
 
 
-def test_a_write_waiting_when_the_service_stops_is_told_so(make_service: Factory, photos: Path, view: View) -> None:
+def test_a_running_write_is_asked_to_stop_and_a_waiting_one_cancelled_at_stop(
+    make_service: Factory, photos: Path, view: View
+) -> None:
     service, _ = started(make_service, photos, view, 8)
     running = threading.Event()
 
-    def long_write(library: Library, task: service_mod.WriteTask) -> bool:
+    def long_write(library: Library, task: service_mod.WriteContext) -> bool:
         running.set()
         return task.cancel.wait(10)  # stop() asks it to end
 
@@ -597,9 +598,22 @@ def test_a_write_waiting_when_the_service_stops_is_told_so(make_service: Factory
     assert running.wait(10)
     waiting = service.submit_write(lambda library, task: "never")
     service.stop()
-    assert first.result(10) is True
-    assert "stopped" in str(waiting.exception(10))
-    assert "stopped" in str(service.submit_write(lambda library, task: 1).exception(1))
+    assert first.future.result(10) is True
+    assert waiting.future.cancelled()
+    assert "stopped" in str(service.submit_write(lambda library, task: 1).future.exception(1))
+
+
+def test_writes_are_cancelled_when_the_indexing_thread_ends_on_an_error(
+    make_service: Factory, photos: Path, view: View, db: Path, tmp_path: Path
+) -> None:
+    service, events = started(make_service, photos, view, 8)
+    service.pause()  # so the write below waits
+    waiting = service.submit_write(lambda library, task: "never")
+    db.rename(tmp_path / "moved.db")  # the library replaced: the indexing thread stops
+    wait_for(lambda: any(isinstance(e, ServiceError) and e.fatal for e in events), what="fatal error")
+    wait_for(waiting.future.done, what="the waiting write cancelled")
+    assert waiting.future.cancelled()
+    assert "stopped" in str(service.submit_write(lambda library, task: 1).future.exception(1))
 
 
 def test_a_model_that_fails_at_first_encode_is_reported(

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from .._errors import ClipdeskError
 from .._library import Library
 from .._logfile import log_path
-from .._service import WriteTask
+from .._service import WriteContext
 from .duplicatework import (
     Copy,
     Group,
@@ -196,15 +196,18 @@ class DuplicatesView(QWidget):
         photos indexed before fingerprints were kept (on the library's writer), then group."""
         if self.busy:
             return
-        self._set_busy("Looking for duplicates…", cancellable=True)
+        worker = self._service()
+        # Fingerprinting writes to the library, which waits while indexing is paused.
+        self._set_busy("Indexing is paused: looking for duplicates starts when you resume it." if worker.paused
+                       else "Looking for duplicates…", cancellable=True)
         self.notice.hide()
         self._stop = stop = threading.Event()
         relay = self._relay_progress
 
-        def fingerprint(library: Library, task: WriteTask) -> bool:
+        def fingerprint(library: Library, task: WriteContext) -> bool:
             return fingerprint_older(library, task, relay, stop)
 
-        self._call = self._service().write(fingerprint, self._fingerprinted, self._failed("Finding duplicates", False))
+        self._call = worker.write(fingerprint, self._fingerprinted, self._failed("Finding duplicates", False))
 
     def _relay_progress(self, done: int, total: int) -> None:
         """Called on the writer thread: only emit (queued to the GUI thread)."""

@@ -17,7 +17,7 @@ from PySide6.QtCore import QFile
 
 from .._duplicates import fill_missing
 from .._library import Library
-from .._service import WriteTask
+from .._service import WriteContext
 from .._store import PhotoFacts
 from .labelwork import unsafe_among
 
@@ -64,7 +64,7 @@ class _Stopped(Exception):
 
 
 def fingerprint_older(
-    library: Library, task: WriteTask, progress: Callable[[int, int], None], cancel: threading.Event
+    library: Library, task: WriteContext, progress: Callable[[int, int], None], cancel: threading.Event
 ) -> bool:
     """Fingerprint the photos indexed before fingerprints were kept (writer thread), a
     batch at a time; False if stopped (what was done is kept)."""

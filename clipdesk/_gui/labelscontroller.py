@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
 from .._filters import Filter
 from .._labels import ImageLabel, LabelDefinition, SafeSearch, TagReport
 from .._library import Library
-from .._service import WriteTask
+from .._service import WriteContext
 from .applylabels import ApplyLabelsDialog
 from .classifypanel import ClassifyPanel
 from .labelspanel import LabelsPanel
@@ -121,7 +121,7 @@ class LabelsController(QObject):
         bar.start(definition.name, scope, control)
         relay = bar.relay
 
-        def work(library: Library, task: WriteTask) -> TagReport:
+        def work(library: Library, task: WriteContext) -> TagReport:
             return apply_labels(library, task, definition, scope, control, relay)
 
         def done(report: TagReport) -> None:
@@ -173,7 +173,7 @@ class LabelsController(QObject):
         self._save_safe(wanted)
 
     def _save_safe(self, wanted: SafeSearch) -> None:
-        def save(library: Library, task: WriteTask) -> None:
+        def save(library: Library, task: WriteContext) -> None:
             library.set_safe_search(wanted)
 
         def saved(_: None) -> None:

@@ -11,14 +11,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import numpy as np
 
 from .._filters import Filter
 from .._hitlist import HitList
 from .._labels import MODERATION, LabelDefinition, LabelSetInfo, SafeSearch, TagProgress, TagReport
 from .._library import Library, PhotoOrder
 from .._search import Hit, Query
-from .._service import WriteTask
+from .._service import WriteContext
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class RunControl:
         self.cancel.set()
         self._running.set()
 
-    def between_batches(self, task: WriteTask) -> None:
+    def between_batches(self, task: WriteContext) -> None:
         """On the writer, after each batch: searches first, then hold while paused."""
         task.between_batches()
         # Bounded waits, so the service stopping (task.cancel) ends a pause too.
@@ -73,7 +72,7 @@ class RunControl:
 
 def apply_labels(
     library: Library,
-    task: WriteTask,
+    task: WriteContext,
     definition: LabelDefinition,
     scope: ApplyScope,
     control: RunControl,
@@ -132,13 +131,7 @@ def effective_filter(library: Library, keep: Filter | None) -> Filter | None:
 
 def browse(library: Library, order: PhotoOrder, keep: Filter | None) -> HitList:
     """Every photo a filter keeps (all of them without one) and safe search shows, in the browsing order."""
-    photos = library.all_photos(order)
-    keep = effective_filter(library, keep)
-    if keep is None:
-        return photos
-    where, params = keep.sql()
-    kept = np.flatnonzero(np.isin(photos.ids, library.store.matching_ids(where, params)))
-    return HitList(photos.ids[kept], [photos.paths[int(i)] for i in kept])
+    return library.all_photos(order, effective_filter(library, keep))
 
 
 def search(library: Library, query: Query) -> list[Hit]:

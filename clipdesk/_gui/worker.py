@@ -24,9 +24,10 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from .._encoder import Encoder
+from .._errors import ClipdeskError
 from .._library import Library, LibraryOptions
 from .._events import ServiceEvent
-from .._service import IndexService, WriteTask
+from .._service import IndexService, WriteContext
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,18 @@ Errback = Callable[[BaseException], None]
 
 
 class Call:
-    """A pending call; `cancel()` makes its result be dropped (the work may still run)."""
+    """A pending call; `cancel()` makes its result be dropped (the work may still run, but a
+    write is asked to stop at its next batch)."""
 
-    def __init__(self, token: int) -> None:
+    def __init__(self, token: int, on_cancel: Callable[[], None] | None = None) -> None:
         self.token = token
         self.cancelled = False
+        self._on_cancel = on_cancel
 
     def cancel(self) -> None:
         self.cancelled = True
+        if self._on_cancel is not None:
+            self._on_cancel()
 
 
 class ServiceWorker(QObject):
@@ -86,9 +91,9 @@ class ServiceWorker(QObject):
             self.service_event.emit(event)
 
     def _track(self, future: concurrent.futures.Future[Any], callback: Callback | None,
-               errback: Errback | None) -> Call:
+               errback: Errback | None, on_cancel: Callable[[], None] | None = None) -> Call:
         token = next(self._tokens)
-        handle = Call(token)
+        handle = Call(token, on_cancel)
         self._pending[token] = (handle, callback, errback)
         self.busy_changed.emit(len(self._pending))
         future.add_done_callback(lambda f: self._emit_finished(token, f))
@@ -106,9 +111,13 @@ class ServiceWorker(QObject):
         self.busy_changed.emit(len(self._pending))
         if handle is None or handle.cancelled or self._stopped:
             return
-        exc = future.exception() if not future.cancelled() else None
         if future.cancelled():
+            # Cancelled by the service, not by us: a write that will never run (the indexing
+            # thread stopped on an error the window shows). Say so, so no one waits for it.
+            if errback is not None:
+                errback(ClipdeskError("The indexing service has stopped."))
             return
+        exc = future.exception()
         if exc is not None:
             if errback is not None:
                 errback(exc)
@@ -130,11 +139,13 @@ class ServiceWorker(QObject):
         """Run fn(library) on the interactive lane; callback(result) later on the GUI thread."""
         return self._track(self._service.submit(fn), callback, errback)
 
-    def write(self, fn: Callable[[Library, WriteTask], Any], callback: Callback | None = None,
+    def write(self, fn: Callable[[Library, WriteContext], Any], callback: Callback | None = None,
               errback: Errback | None = None) -> Call:
-        """Run fn(library, task) on the library's writer (the indexing thread), ahead of indexing;
-        callback(result) later on the GUI thread. Long work calls task.between_batches."""
-        return self._track(self._service.submit_write(fn), callback, errback)
+        """Run fn(library, context) on the library's writer (the indexing thread), ahead of
+        indexing, held while indexing is paused; callback(result) later on the GUI thread.
+        Long work checks context.cancel (set by Call.cancel) and calls context.between_batches."""
+        job = self._service.submit_write(fn)
+        return self._track(job.future, callback, errback, on_cancel=job.cancel.set)
 
     def control(self, fn: Callable[[IndexService], Any], callback: Callback | None = None,
                 errback: Errback | None = None) -> Call:
