@@ -247,6 +247,21 @@ def test_cancel_stops_looking_and_drops_the_answer(qtbot, make_window, library_p
     assert len(view.groups) == 2
 
 
+def test_while_indexing_is_paused_the_window_says_it_waits_and_goes_on_at_resume(
+    qtbot, make_window, library_photos
+):
+    window = make_window()
+    wait_idle(qtbot, window)
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: window.worker.paused, timeout=WAIT_MS)
+    window.duplicates_action.trigger()
+    view = window.duplicates_view
+    assert view is not None and view.busy and "Indexing is paused" in view.status.text()
+    with qtbot.waitSignal(view.scan_finished, timeout=WAIT_MS):
+        window.toggle_pause()  # Resume
+    assert len(view.groups) == 2
+
+
 def test_every_group_keeps_at_least_one_photo(qtbot, make_window, library_photos):
     window = make_window()
     view = open_view(qtbot, window)
