@@ -293,7 +293,8 @@ class DuplicatesView(QWidget):
 
     def _group_box(self, number: int) -> QGroupBox:
         group = self.groups[number]
-        kind = "identical files" if group.exact else f"near copies, similarity {group.min_similarity:.2f} or more"
+        similarity = f"similarity {group.min_similarity:.2f}" + (" or more" if group.min_similarity < 1 else "")
+        kind = "identical files" if group.exact else f"near copies, {similarity}"
         box = QGroupBox(f"{number + 1}. {photos(len(group.copies))}, {kind}")
         reason = QLabel(f"Suggested to keep: {os.path.basename(group.copies[0].path)} ({group.keep_reason})")
         reason.setTextFormat(Qt.TextFormat.PlainText)

@@ -45,6 +45,7 @@ class PreviewPane(QWidget):
         # The labels the photo carries (one per label set), as chips that search for the label.
         self.chips_row = QHBoxLayout()
         self.chips_row.setContentsMargins(0, 0, 0, 0)
+        self.chips_row.addStretch(1)  # chips line up from the left
         self.chips: list[QToolButton] = []
         self._chips = QWidget()
         self._chips.setLayout(self.chips_row)
@@ -103,7 +104,7 @@ class PreviewPane(QWidget):
             )
             chip.setAutoRaise(False)
             chip.clicked.connect(lambda _=False, label=item.label: self.label_clicked.emit(label))
-            self.chips_row.addWidget(chip)
+            self.chips_row.insertWidget(self.chips_row.count() - 1, chip)
             self.chips.append(chip)
         visible = bool(self.chips)
         self._chips.setVisible(visible)
