@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self._images = 0
         self._closing = False
         self.last_error: str | None = None
+        self._query_error = False  # the notice shows why a search or listing failed
         self.duplicates_view: DuplicatesView | None = None
 
         ratio = max(1.0, QGuiApplication.primaryScreen().devicePixelRatio()) if QGuiApplication.primaryScreen() else 1.0
@@ -462,12 +463,24 @@ class MainWindow(QMainWindow):
 
     def show_error(self, text: str, status: str | None = None) -> None:
         """Errors are shown, never raised: a notice above the grid and the status bar."""
+        self._query_error = False
         self.last_error = text
         self.notice.show_message(text)
         self.statusBar().showMessage(status or text.splitlines()[0], 10000)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def _query_failed(self, what: str) -> Errback:
+        """A search or listing failed (e.g. label:name with a label no set has): the next one
+        that works, browsing included, takes the notice away."""
+        failed = self._failed_call(what)
+
+        def errback(exc: BaseException) -> None:
+            failed(exc)
+            self._query_error = True
+
+        return errback
 
     def _failed_call(self, what: str) -> Errback:
         def errback(exc: BaseException) -> None:
@@ -569,11 +582,11 @@ class MainWindow(QMainWindow):
         if browsing:
             order, keep = self.page.photo_order(), query.filter
             self._search_call = self.worker.call(
-                lambda library: browse(library, order, keep), show, self._failed_call("Listing photos")
+                lambda library: browse(library, order, keep), show, self._query_failed("Listing photos")
             )
         else:
             self._search_call = self.worker.call(
-                lambda library: search_library(library, query), show, self._failed_call("Search")
+                lambda library: search_library(library, query), show, self._query_failed("Search")
             )
 
     def refresh_results(self) -> None:
@@ -585,7 +598,7 @@ class MainWindow(QMainWindow):
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
             return  # an older search answered late
-        if not browsing and self.notice.isVisible() and self.last_error:
+        if (not browsing or self._query_error) and not self.notice.isHidden() and self.last_error:
             self.notice.hide()  # a search worked, so whatever went wrong before is over
         self._browsing = browsing
         current = self.model.hit(self.view.currentIndex().row()) if keep_place else None

@@ -94,6 +94,9 @@ def test_labels_applied_to_a_folder_are_listed_and_searchable(qtbot, make_window
         window.search_box.setText("label:purple")
         window.run_search()
     assert "No label set of this library has the label 'purple'" in (window.last_error or "")
+    assert window.notice.isVisibleTo(window)
+    assert search(qtbot, window, "label:blue") == ["blue1.png"]  # the next that works clears it
+    assert not window.notice.isVisibleTo(window)
     wait_idle(qtbot, window)
 
 
