@@ -598,7 +598,7 @@ class MainWindow(QMainWindow):
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
             return  # an older search answered late
-        if (not browsing or self._query_error) and not self.notice.isHidden() and self.last_error:
+        if (not browsing or self._query_error) and self.notice.isVisible() and self.last_error:
             self.notice.hide()  # a search worked, so whatever went wrong before is over
         self._browsing = browsing
         current = self.model.hit(self.view.currentIndex().row()) if keep_place else None

@@ -72,6 +72,7 @@ def apply(qtbot, window, monkeypatch, labels: str, folder: str | None = None):  
 def test_labels_applied_to_a_folder_are_listed_and_searchable(qtbot, make_window, two_folders, monkeypatch, db_path):
     mine, other = two_folders
     window = make_window()
+    window.show()  # the notice below is judged as the user sees it
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: window.folders_panel.model.rowCount() == 2, timeout=WAIT_MS)  # the dialog lists them
     assert window.labels_panel.hint.isVisibleTo(window.labels_panel)  # says how to get labels
