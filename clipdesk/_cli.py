@@ -485,9 +485,8 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from ._library import Library
-    from ._search import Query
-
     from ._querytext import from_words, parse_query
+    from ._search import Query
 
     # The same parser as the search box, so the window and the terminal rank alike.
     parsed = parse_query(from_words(args.text))
@@ -495,6 +494,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for path in args.like:
         require_photo_path(path)
     typed = _filter(args)
+    if parsed.labels:  # `label:beach` in the words is --label beach, as in the search box
+        typed = replace(typed, labels=tuple(dict.fromkeys([*typed.labels, *parsed.labels])))
     query = Query(
         texts=tuple(texts),
         negatives=tuple(dict.fromkeys([*parsed.negatives, *args.negatives])),

@@ -1,9 +1,11 @@
 """The search syntax of the app's search box and of `clipdesk search`: words to find,
-`-word` or `not:word` to push down.
+`-word` or `not:word` to push down, `label:name` to keep only photos carrying a label.
 
     red car -night            find "red car", push down night photos
     beach -"people swimming"  quotes keep a phrase together
     dog not:grass             `not:` works like `-`
+    label:beach sunset        sunsets among the photos labelled "beach"
+    label:"sandy beach"       quotes keep a label of several words together
 
 One parser for both, so the same words rank photos alike in the window and the terminal.
 """
@@ -15,12 +17,14 @@ import shlex
 from dataclasses import dataclass
 
 _NOT_PREFIXES = ("-", "not:")
+LABEL_PREFIX = "label:"
 
 
 @dataclass(frozen=True)
 class ParsedQuery:
     text: str  # what to find, as one description ("" when only negatives were typed)
     negatives: tuple[str, ...]
+    labels: tuple[str, ...] = ()  # keep photos carrying any of these labels
 
 
 def _split(text: str) -> list[str]:
@@ -31,11 +35,17 @@ def _split(text: str) -> list[str]:
 
 
 def parse_query(text: str) -> ParsedQuery:
-    """Split typed text into the description to find and the terms to avoid."""
+    """Split typed text into the description to find, the terms to avoid and the labels to keep."""
     wanted: list[str] = []
     negatives: list[str] = []
+    labels: list[str] = []
     for token in _split(text):
         lowered = token.lower()
+        if lowered.startswith(LABEL_PREFIX):
+            label = token[len(LABEL_PREFIX):].strip()
+            if label and label.lower() not in (x.lower() for x in labels):
+                labels.append(label)
+            continue
         for prefix in _NOT_PREFIXES:
             if lowered.startswith(prefix) and len(token) > len(prefix):
                 term = token[len(prefix):].strip()
@@ -45,7 +55,7 @@ def parse_query(text: str) -> ParsedQuery:
         else:
             if token not in ("-", "not:"):
                 wanted.append(token)
-    return ParsedQuery(" ".join(wanted), tuple(negatives))
+    return ParsedQuery(" ".join(wanted), tuple(negatives), tuple(labels))
 
 
 def from_words(words: list[str]) -> str:

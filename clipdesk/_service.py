@@ -238,6 +238,7 @@ class IndexService:
         self._cancel: threading.Event | None = None
         self._requeue = False  # the current work was cancelled for more urgent work
         self._paused = self._started = self._stopping = self._stopped = False
+        self._index_ended = False  # the indexing thread has finished (stopped, or a fatal error)
         self._interactive_pending = 0
         self._activity = True  # something happened since the last Idle event
         self._next_reconcile = time.monotonic() + reconcile_interval
@@ -285,12 +286,7 @@ class IndexService:
                 self._interactive_done()
         self._calls.put(None)
         self._call_thread.join(max(0.0, deadline - time.monotonic()))
-        with self._cv:
-            waiting = [w for w in self._pending.urgent if w.job is not None]
-            self._pending.urgent = deque(w for w in self._pending.urgent if w.job is None)
-        for work in waiting:
-            assert work.job is not None
-            work.job.future.cancel()
+        self._cancel_waiting_writes()
         with self._cv:
             self._stopped = True
         if self._index_thread.is_alive():
@@ -349,6 +345,12 @@ class IndexService:
         """Check every file of a folder again by content (hash), not only size and date."""
         self._enqueue(_Work(_Kind.REINDEX, self._known_root(path)))
 
+    def files_removed(self, paths: list[str]) -> None:
+        """Photos the app itself moved away (to the trash): drop them from the library now,
+        as when the watcher sees files go (a path whose file is still there is kept)."""
+        if paths:
+            self._enqueue(_Work(_Kind.CHANGES, gone=list(paths)))
+
     def folders(self) -> list[FolderStatus]:
         """The library's folders with their image counts and state."""
         with self._cv:
@@ -364,7 +366,9 @@ class IndexService:
         between_batches=context.between_batches)`); it waits while the service is paused.
         Any thread may call this."""
         job: WriteJob[T] = WriteJob(concurrent.futures.Future(), threading.Event())
-        if not self._enqueue(_Work(_Kind.WRITE, job=job, call=fn)):
+        with self._cv:
+            ended = self._index_ended
+        if ended or not self._enqueue(_Work(_Kind.WRITE, job=job, call=fn)):
             job.future.set_exception(ClipdeskError("The indexing service has stopped."))
         return job
 
@@ -519,9 +523,21 @@ class IndexService:
 
     # -- the indexing thread --------------------------------------------------------
 
+    def _cancel_waiting_writes(self) -> None:
+        """Write jobs that will never run are cancelled, not left hanging (at stop, or when
+        the indexing thread ended on a fatal error); later ones fail at once."""
+        with self._cv:
+            self._index_ended = True
+            waiting = [w for w in self._pending.urgent if w.job is not None]
+            self._pending.urgent = deque(w for w in self._pending.urgent if w.job is None)
+        for work in waiting:
+            assert work.job is not None
+            work.job.future.cancel()
+
     def _index_main(self) -> None:
         library = self._open_library()
         if library is None:
+            self._cancel_waiting_writes()
             return
         try:
             self._start_watching(library.store)
@@ -541,6 +557,7 @@ class IndexService:
             log.exception("the indexing thread failed")
             self._emit(ServiceError(f"internal error: {exc!r}", fatal=True))
         finally:
+            self._cancel_waiting_writes()
             self._close_library(library)
 
     def _open_library(self) -> Library | None:

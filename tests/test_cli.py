@@ -209,6 +209,7 @@ def test_tag_then_search_list_and_similar_by_label(cli: CliRunner, photos: Path)
     assert report == {**report, "labelled": 2, "counts": {"red": 1, "green": 1, "blue": 0, "yellow": 0}}  # type: ignore[dict-item]
     # Each command is a new process: the labels stayed in the library.
     assert names(run_json(cli, "search", "green", "--label", "red")) == ["red3"]
+    assert names(run_json(cli, "search", "green", "label:red")) == ["red3"]  # the search box's syntax
     assert names(run_json(cli, "search", "green", "--label", "green", "--label", "red", "--not", "red")) == [
         "green2", "red3"
     ]

@@ -549,6 +549,73 @@ def test_periodic_reconcile_finds_what_the_watcher_missed(
              and str(photos / "blue1.jpg") not in view.paths(), what="periodic reconcile")
 
 
+def test_files_the_app_moved_away_leave_the_library_at_once(
+    make_service: Factory, photos: Path, tmp_path: Path, view: View
+) -> None:
+    # Polling once a minute and no periodic reconcile: only files_removed can tell the library.
+    service, events = started(make_service, photos, view, 8, force_polling=True, poll_interval=60,
+                              reconcile_interval=0)
+    trash = tmp_path / "trash"
+    trash.mkdir()
+    os.rename(photos / "red2.png", trash / "red2.png")
+    service.files_removed([str(photos / "red2.png"), str(photos / "green1.jpg")])
+    wait_for(lambda: str(photos / "red2.png") not in view.paths(), what="the moved photo forgotten")
+    assert str(photos / "green1.jpg") in view.paths()  # still on disk: kept
+    assert len(view.paths()) == 7 and view.vectors() == 7
+    wait_for(lambda: any(isinstance(e, PhotosRemoved) for e in events), what="removed event")
+
+
+def test_writes_run_on_the_indexing_thread_and_errors_go_to_the_caller(
+    make_service: Factory, photos: Path, view: View, db: Path
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+
+    def write(library: Library, task: service_mod.WriteContext) -> str:
+        image_id = library.store.images_at([str(photos / "red1.jpg")])[str(photos / "red1.jpg")].id
+        with library.store.write():
+            library.store.set_phashes([(image_id, 42)])
+        task.between_batches()  # no search waiting: returns at once
+        return threading.current_thread().name
+
+    assert service.submit_write(write).future.result(10) == "clipdesk-index"
+    with Store(db, read_only=True) as store:
+        assert (42, str(photos / "red1.jpg")) in [(p.phash, p.path) for p in store.duplicate_facts()]
+    failing = service.submit_write(lambda library, task: 1 // 0)
+    assert isinstance(failing.future.exception(10), ZeroDivisionError)  # to the caller, not a service error
+
+
+def test_a_running_write_is_asked_to_stop_and_a_waiting_one_cancelled_at_stop(
+    make_service: Factory, photos: Path, view: View
+) -> None:
+    service, _ = started(make_service, photos, view, 8)
+    running = threading.Event()
+
+    def long_write(library: Library, task: service_mod.WriteContext) -> bool:
+        running.set()
+        return task.cancel.wait(10)  # stop() asks it to end
+
+    first = service.submit_write(long_write)
+    assert running.wait(10)
+    waiting = service.submit_write(lambda library, task: "never")
+    service.stop()
+    assert first.future.result(10) is True
+    assert waiting.future.cancelled()
+    assert "stopped" in str(service.submit_write(lambda library, task: 1).future.exception(1))
+
+
+def test_writes_are_cancelled_when_the_indexing_thread_ends_on_an_error(
+    make_service: Factory, photos: Path, view: View, db: Path, tmp_path: Path
+) -> None:
+    service, events = started(make_service, photos, view, 8)
+    service.pause()  # so the write below waits
+    waiting = service.submit_write(lambda library, task: "never")
+    db.rename(tmp_path / "moved.db")  # the library replaced: the indexing thread stops
+    wait_for(lambda: any(isinstance(e, ServiceError) and e.fatal for e in events), what="fatal error")
+    wait_for(waiting.future.done, what="the waiting write cancelled")
+    assert waiting.future.cancelled()
+    assert "stopped" in str(service.submit_write(lambda library, task: 1).future.exception(1))
+
+
 def test_a_model_that_fails_at_first_encode_is_reported(
     make_service: Factory, photos: Path
 ) -> None:

@@ -27,7 +27,9 @@ from .._classify import LabelSet
 from .._errors import ClipdeskError
 from .._export import write_classification_csv
 from .._imaging import supported_suffixes
+from .._labels import LabelDefinition
 from .._presets import PRESETS, parse_labels
+from .applylabels import LabelRunBar
 from .classifymodel import ClassifyModel
 from .classifydelegate import THUMB, ProbabilityDelegate
 from .sortdialog import SortDialog
@@ -91,6 +93,7 @@ class ClassifyPanel(QWidget):
     classify_requested = Signal(list, object)  # paths, LabelSet
     sort_requested = Signal(list, str, bool)  # [(path, label)], destination, move
     label_sets_changed = Signal(dict)
+    apply_requested = Signal(object)  # LabelDefinition: label the library with these labels
     message = Signal(str)
 
     def __init__(self, label_sets: dict[str, list[str]] | None = None, labels: str = "",
@@ -132,6 +135,13 @@ class ClassifyPanel(QWidget):
         self.sort_button.clicked.connect(self._sort)
         clear = QPushButton("Clear")
         clear.clicked.connect(self.clear)
+        self.apply_button = QPushButton("Apply to library…")
+        self.apply_button.setToolTip(
+            "Label the whole library, a folder or the selected photos with these labels, "
+            "to search them by label later"
+        )
+        self.apply_button.clicked.connect(self._apply)
+        self.run_bar = LabelRunBar()
 
         top = QHBoxLayout()
         top.addWidget(self.sets, 1)
@@ -141,6 +151,7 @@ class ClassifyPanel(QWidget):
         buttons.addWidget(clear, 0, 1)
         buttons.addWidget(self.export_button, 1, 0)
         buttons.addWidget(self.sort_button, 1, 1)
+        buttons.addWidget(self.apply_button, 2, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Labels:"))
         layout.addWidget(self.labels_edit)
@@ -148,6 +159,7 @@ class ClassifyPanel(QWidget):
         layout.addWidget(self.hint)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        layout.addWidget(self.run_bar)
         self.setAcceptDrops(True)
         self.model.rowsInserted.connect(self._update)
         self.model.modelReset.connect(self._update)
@@ -197,6 +209,26 @@ class ClassifyPanel(QWidget):
         if self._preset is not None:
             return LabelSet.preset(self._preset)
         return LabelSet.from_labels(parse_labels(self.labels_edit.text()))
+
+    def label_definition(self) -> LabelDefinition:
+        """The chosen labels as a set to apply to the library: a preset, a saved set (by its
+        name, while its labels are unchanged) or typed labels; ClipdeskError if unusable."""
+        if self._preset is not None:
+            return LabelDefinition.preset(self._preset)
+        labels = parse_labels(self.labels_edit.text())
+        text = self.sets.currentText()
+        saved = text[len(SAVED_PREFIX):] if text.startswith(SAVED_PREFIX) else None
+        if saved is not None and self.label_sets.get(saved) == labels:
+            return LabelDefinition.typed(labels, name=saved)
+        return LabelDefinition.typed(labels)
+
+    def _apply(self) -> None:
+        try:
+            definition = self.label_definition()
+        except ClipdeskError as exc:
+            self.message.emit(str(exc))
+            return
+        self.apply_requested.emit(definition)
 
     # -- images --------------------------------------------------------------------
 

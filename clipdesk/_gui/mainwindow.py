@@ -43,8 +43,13 @@ from .._store import MAX_KNN
 from . import desktop, helpactions, modelsetup
 from . import settings as settings_io
 from .classifypanel import ClassifyPanel
+from .duplicatesview import DuplicatesView
 from .filterbar import FilterBar
 from .folderspanel import FoldersPanel
+from .labelscontroller import LabelsController, label_search_text
+from .labelspanel import LabelsPanel
+from .labelwork import browse
+from .labelwork import search as search_within
 from .preview import PreviewPane
 from .progress import ProgressDisplay
 from .._querytext import parse_query
@@ -74,7 +79,7 @@ def search_library(library: Library, query: Query) -> list[Hit]:
     """A search; none while nothing is indexed yet (typing before the first folder is normal)."""
     if library.store.count_images() == 0:
         return []
-    return library.search(query)
+    return search_within(library, query)
 
 
 def warm_up(library: Library) -> None:
@@ -137,6 +142,8 @@ class MainWindow(QMainWindow):
         self._images = 0
         self._closing = False
         self.last_error: str | None = None
+        self._query_error = False  # the notice shows why a search or listing failed
+        self.duplicates_view: DuplicatesView | None = None
 
         ratio = max(1.0, QGuiApplication.primaryScreen().devicePixelRatio()) if QGuiApplication.primaryScreen() else 1.0
         self.loader = ThumbnailLoader(
@@ -218,6 +225,16 @@ class MainWindow(QMainWindow):
         self.folders_panel.remove_requested.connect(self.remove_folder)
         self.folders_panel.reindex_requested.connect(self.reindex_folder)
         self.folders_dock = self._dock("Folders", self.folders_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.labels_panel = LabelsPanel()
+        self.labels_panel.label_clicked.connect(self.search_label)
+        self.preview.label_clicked.connect(self.search_label)
+        self.labels_dock = self._dock("Labels", self.labels_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.labels = LabelsController(
+            lambda: self.worker, classify=self.classify_panel, preview=self.preview, panel=self.labels_panel,
+            window=self, folders=lambda: [f.path for f in self._folders],
+            selected=lambda: [h.path for h in self.selected_hits()], results_changed=self.refresh_results,
+            message=self.show_message, failed=self._failed_call,
+        )
         self._docks_sized = False
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -261,8 +278,14 @@ class MainWindow(QMainWindow):
         self._action(edit, "&Copy path", self.copy_paths, QKeySequence.StandardKey.Copy)
         self._action(edit, "Find &similar", self.find_similar, QKeySequence("Ctrl+M"))
         view = self.menuBar().addMenu("&View")
-        for dock in (self.folders_dock, self.preview_dock, self.classify_dock):
+        for dock in (self.folders_dock, self.labels_dock, self.preview_dock, self.classify_dock):
             view.addAction(dock.toggleViewAction())
+        tools = self.menuBar().addMenu("&Tools")
+        self.duplicates_action = self._action(tools, "Find &duplicates…", self.show_duplicates, QKeySequence("Ctrl+D"))
+        self.duplicates_action.setToolTip("Find copies of the same picture and move the extra ones to the trash")
+        toolbar = self.addToolBar("Tools")
+        toolbar.setObjectName("tools")
+        toolbar.addAction(self.duplicates_action)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Search &syntax", self._show_syntax)
         help_menu.addSeparator()
@@ -323,10 +346,14 @@ class MainWindow(QMainWindow):
         self.qsettings.sync()
         self._search_timer.stop()
         self._folders_timer.stop()
+        self.labels.stop()
         self.worker.stop()
         self.loader.stop()
         self.preview.loader.stop()
         self.classify_panel.loader.stop()
+        if self.duplicates_view is not None:
+            self.duplicates_view.close()
+            self.duplicates_view.loader.stop()
 
     def is_idle(self) -> bool:
         """Nothing left to show: indexing done, searches answered, visible thumbnails loaded."""
@@ -341,6 +368,7 @@ class MainWindow(QMainWindow):
             and self.loader.pending == 0
             and self.classify_panel.loader.pending == 0
             and self.preview.loader.pending == 0
+            and self.labels.run is None
         )
 
     # -- service events -------------------------------------------------------------
@@ -457,12 +485,24 @@ class MainWindow(QMainWindow):
 
     def show_error(self, text: str, status: str | None = None) -> None:
         """Errors are shown, never raised: a notice above the grid and the status bar."""
+        self._query_error = False
         self.last_error = text
         self.notice.show_message(text)
         self.statusBar().showMessage(status or text.splitlines()[0], 10000)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def _query_failed(self, what: str) -> Errback:
+        """A search or listing failed (e.g. label:name with a label no set has): the next one
+        that works, browsing included, takes the notice away."""
+        failed = self._failed_call(what)
+
+        def errback(exc: BaseException) -> None:
+            failed(exc)
+            self._query_error = True
+
+        return errback
 
     def _failed_call(self, what: str) -> Errback:
         def errback(exc: BaseException) -> None:
@@ -542,7 +582,7 @@ class MainWindow(QMainWindow):
             like=tuple(self._like_paths),
             like_ids=tuple(self._like_ids),
             limit=SEARCH_LIMIT,
-            filter=self.filter_bar.current_filter(),
+            filter=self.labels.query_filter(parsed.labels, self.filter_bar.current_filter()),
         )
 
     def run_search(self, *, keep_place: bool = False) -> None:
@@ -564,17 +604,18 @@ class MainWindow(QMainWindow):
         if browsing:
             order, keep = self.page.photo_order(), query.filter
             self._search_call = self.worker.call(
-                lambda library: library.all_photos(order, keep), show, self._failed_call("Listing photos")
+                lambda library: browse(library, order, keep), show, self._query_failed("Listing photos")
             )
         else:
             self._search_call = self.worker.call(
-                lambda library: search_library(library, query), show, self._failed_call("Search")
+                lambda library: search_library(library, query), show, self._query_failed("Search")
             )
 
     def refresh_results(self) -> None:
         """Search again, in place (new photos were indexed, or a folder was forgotten)."""
         if not self._closing:
             self.run_search(keep_place=True)
+            self.labels.refresh()  # new photos got the active label sets: counts change
             self.refresh_filter_counts()
 
     def _filters_changed(self) -> None:
@@ -592,7 +633,7 @@ class MainWindow(QMainWindow):
     def _show_hits(self, serial: int, hits: Sequence[Hit], browsing: bool, keep_place: bool) -> None:
         if serial != self._search_serial:
             return  # an older search answered late
-        if not browsing and self.notice.isVisible() and self.last_error:
+        if (not browsing or self._query_error) and self.notice.isVisible() and self.last_error:
             self.notice.hide()  # a search worked, so whatever went wrong before is over
         self._browsing = browsing
         current = self.model.hit(self.view.currentIndex().row()) if keep_place else None
@@ -654,6 +695,12 @@ class MainWindow(QMainWindow):
         if hit is not None:
             image_id = hit.image_id
             self.worker.call(lambda library: library.store.image(image_id), self.preview.show_record)
+            self.labels.show_labels_of(image_id)
+
+    def search_label(self, label: str) -> None:
+        """Show the photos carrying a label (a Labels panel row or a preview chip was clicked)."""
+        self.search_box.setText(label_search_text(label))
+        self.run_search()
 
     def _open_index(self, index: QModelIndex) -> None:
         hit = self.model.hit(index.row())
@@ -744,13 +791,32 @@ class MainWindow(QMainWindow):
         self.settings.label_sets = sets
         settings_io.save(self.qsettings, self.settings)
 
+    # -- duplicates ------------------------------------------------------------------
+
+    def show_duplicates(self) -> None:
+        """Open the Duplicates window; it looks for duplicates each time it opens."""
+        view = self.duplicates_view
+        if view is None:
+            loader = ThumbnailLoader(
+                self.loader.size, disk_cache=thumbnail_dir(), workers=1,
+                cache_limit_mb=self.settings.thumbnail_cache_mb, parent=self,
+            )
+            view = self.duplicates_view = DuplicatesView(lambda: self.worker, loader, self)
+        if view.isVisible():  # already open: bring it to the front, keep the user's choices
+            view.raise_()
+            view.activateWindow()
+            return
+        view.show()
+        view.look()
+
     # -- settings and help -----------------------------------------------------------
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, safe_search=self.labels.state.safe)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.apply_settings(dialog.result_settings())
+        self.labels.set_safe_search(dialog.result_safe_search())
 
     def apply_settings(self, new: AppSettings, *, confirm: bool = True) -> None:
         """Save settings; a new model (after the user agrees) restarts the service and re-indexes."""
@@ -797,6 +863,8 @@ class MainWindow(QMainWindow):
             "Type what you are looking for: dog on a beach\n\n"
             "Push photos down with -word or not:word:  beach -people\n"
             'Quote a phrase:  beach -"people swimming"\n\n'
+            "Only photos with a label:  label:beach sunset  (label photos with Apply to library "
+            "in the Classify panel; the Labels panel lists the labels)\n\n"
             "Drop a photo on the search box, or right-click a result and choose Find similar, to "
             "find more like it; words and example photos combine.\n\n"
             "The Relevance slider hides weaker matches.",

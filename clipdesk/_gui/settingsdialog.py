@@ -1,4 +1,4 @@
-"""The settings dialog: model, device, batch size, thumbnail cache, watching on launch."""
+"""The settings dialog: model, device, batch size, thumbnail cache, watching on launch, safe search."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .._labels import SafeSearch
 from .._models import KNOWN_MODELS
 from .settings import DEVICES, AppSettings
 
@@ -29,8 +30,10 @@ CUSTOM = "Custom model id or folder…"
 class SettingsDialog(QDialog):
     """Edits a copy of the settings; `result_settings()` gives the edited copy."""
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
+                 safe_search: SafeSearch | None = None) -> None:
         super().__init__(parent)
+        self._safe = safe_search or SafeSearch()
         self.setWindowTitle("clipdesk settings")
         self._original = settings
         form = QFormLayout(self)
@@ -71,6 +74,19 @@ class SettingsDialog(QDialog):
         self.start_watching = QCheckBox("Watch folders for new and changed photos on launch")
         form.addRow("", self.start_watching)
 
+        self.safe_search = QCheckBox("Safe search")
+        self.safe_search.setChecked(self._safe.enabled)
+        explain = QLabel(
+            "Hides photos that look unsafe (nudity, violence, gore or hate) from search results, "
+            "browsing and thumbnails, until you switch it off. The photos themselves are not touched. "
+            "It relies on the moderation labels: the first time, clipdesk offers to label the "
+            "library with them (quick, in the background). Labels are guesses by the model, so "
+            "a few photos may be hidden or shown wrongly."
+        )
+        explain.setWordWrap(True)
+        form.addRow("Safe search:", self.safe_search)
+        form.addRow("", explain)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -102,6 +118,10 @@ class SettingsDialog(QDialog):
     def model(self) -> str:
         data = self.model_combo.currentData()
         return self.custom_model.text().strip() if data is None else str(data)
+
+    def result_safe_search(self) -> SafeSearch:
+        """The safe-search setting as chosen (it is kept in the library, not with the settings)."""
+        return dataclasses.replace(self._safe, enabled=self.safe_search.isChecked())
 
     def result_settings(self) -> AppSettings:
         return dataclasses.replace(

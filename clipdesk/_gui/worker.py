@@ -3,7 +3,8 @@
 `ServiceWorker` owns one `IndexService`. Service events arrive on service
 threads and are re-emitted as a Qt signal (queued onto the GUI thread).
 `call()` runs a function with a `Library` on the service's interactive lane and
-hands its result or error to a callback on the GUI thread; `control()` does the
+hands its result or error to a callback on the GUI thread (`write()` the same on
+the library's writer, for labels and fingerprints); `control()` does the
 same for service calls that may block (add/remove folders, pause, stop), so the
 GUI thread never waits on the model, the database or a decode. File work the
 user starts (`run()`: sorting into folders, copying an image) has a thread of
@@ -20,12 +21,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from .._encoder import Encoder
+from .._errors import ClipdeskError
 from .._library import Library, LibraryOptions
 from .._events import ServiceEvent
-from .._service import IndexService
+from .._service import IndexService, WriteContext
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,18 @@ Errback = Callable[[BaseException], None]
 
 
 class Call:
-    """A pending call; `cancel()` makes its result be dropped (the work may still run)."""
+    """A pending call; `cancel()` makes its result be dropped (the work may still run, but a
+    write is asked to stop at its next batch)."""
 
-    def __init__(self, token: int) -> None:
+    def __init__(self, token: int, on_cancel: Callable[[], None] | None = None) -> None:
         self.token = token
         self.cancelled = False
+        self._on_cancel = on_cancel
 
     def cancel(self) -> None:
         self.cancelled = True
+        if self._on_cancel is not None:
+            self._on_cancel()
 
 
 class ServiceWorker(QObject):
@@ -73,7 +79,9 @@ class ServiceWorker(QObject):
         self._pending: dict[int, tuple[Call, Callback | None, Errback | None]] = {}
         self._tokens = itertools.count(1)
         self._stopped = False
-        self._finished.connect(self._deliver)
+        # Queued even when the work is done before call() returns (the future then runs its
+        # done-callback at once, on this thread): a callback never runs inside call().
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # -- service threads -> GUI thread -------------------------------------------
 
@@ -83,9 +91,9 @@ class ServiceWorker(QObject):
             self.service_event.emit(event)
 
     def _track(self, future: concurrent.futures.Future[Any], callback: Callback | None,
-               errback: Errback | None) -> Call:
+               errback: Errback | None, on_cancel: Callable[[], None] | None = None) -> Call:
         token = next(self._tokens)
-        handle = Call(token)
+        handle = Call(token, on_cancel)
         self._pending[token] = (handle, callback, errback)
         self.busy_changed.emit(len(self._pending))
         future.add_done_callback(lambda f: self._emit_finished(token, f))
@@ -103,9 +111,13 @@ class ServiceWorker(QObject):
         self.busy_changed.emit(len(self._pending))
         if handle is None or handle.cancelled or self._stopped:
             return
-        exc = future.exception() if not future.cancelled() else None
         if future.cancelled():
+            # Cancelled by the service, not by us: a write that will never run (the indexing
+            # thread stopped on an error the window shows). Say so, so no one waits for it.
+            if errback is not None:
+                errback(ClipdeskError("The indexing service has stopped."))
             return
+        exc = future.exception()
         if exc is not None:
             if errback is not None:
                 errback(exc)
@@ -126,6 +138,14 @@ class ServiceWorker(QObject):
              errback: Errback | None = None) -> Call:
         """Run fn(library) on the interactive lane; callback(result) later on the GUI thread."""
         return self._track(self._service.submit(fn), callback, errback)
+
+    def write(self, fn: Callable[[Library, WriteContext], Any], callback: Callback | None = None,
+              errback: Errback | None = None) -> Call:
+        """Run fn(library, context) on the library's writer (the indexing thread), ahead of
+        indexing, held while indexing is paused; callback(result) later on the GUI thread.
+        Long work checks context.cancel (set by Call.cancel) and calls context.between_batches."""
+        job = self._service.submit_write(fn)
+        return self._track(job.future, callback, errback, on_cancel=job.cancel.set)
 
     def control(self, fn: Callable[[IndexService], Any], callback: Callback | None = None,
                 errback: Errback | None = None) -> Call:
@@ -153,6 +173,10 @@ class ServiceWorker(QObject):
 
     def reindex_folder(self, path: str, errback: Errback | None = None) -> Call:
         return self._run_control(lambda: self._service.reindex_folder(path), errback)
+
+    def files_removed(self, paths: list[str], errback: Errback | None = None) -> Call:
+        """The app moved these photos away (to the trash): the library drops them."""
+        return self._run_control(lambda: self._service.files_removed(paths), errback)
 
     def folders(self, callback: Callback, errback: Errback | None = None) -> Call:
         return self.control(lambda s: s.folders(), callback, errback)

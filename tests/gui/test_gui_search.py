@@ -58,6 +58,8 @@ def test_query_syntax():
     assert parsed.negatives == ("people swimming", "dog")
     assert parse_query('unfinished "quote').text == "unfinished quote"
     assert parse_query("- not:").negatives == ()
+    parsed = parse_query('label:beach sunset -night label:"sandy beach" LABEL:Beach label:')
+    assert parsed.labels == ("beach", "sandy beach") and parsed.text == "sunset" and parsed.negatives == ("night",)
 
 
 def test_keyboard_preview_find_similar_and_drag_out(qtbot, make_window, photos, db_path, monkeypatch):
