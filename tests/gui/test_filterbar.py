@@ -263,7 +263,7 @@ def test_the_window_can_open_with_filters_from_the_command_line(tmp_path):
 
 @pytest.mark.parametrize(("options", "says"), [
     (["--after", "2019-02-30"], "clipdesk: --after 2019-02-30 is not a date that exists"),
-    (["--type", "jpeg,raw"], "clipdesk: --type 'raw' is not a photo type clipdesk knows"),
+    (["--type", "jpeg,svg"], "clipdesk: --type 'svg' is not a photo type clipdesk knows"),
 ])
 def test_filters_the_window_cannot_open_with_are_one_line(data_dir, options, says):
     env = dict(os.environ, CLIPDESK_DATA_DIR=str(data_dir), QT_QPA_PLATFORM="offscreen")
