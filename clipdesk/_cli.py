@@ -306,7 +306,7 @@ def _add_filter_options(p: argparse.ArgumentParser, *, window: bool = False) -> 
         return
     g.add_argument("--min-pixels", type=_positive_int, metavar="N", help="at least N pixels (width × height)")
     g.add_argument("--has-gps", action="store_true", help="only photos that record where they were taken")
-    g.add_argument("--label", dest="labels", action="append", default=[], metavar="LABEL",
+    g.add_argument("--label", dest="with_labels", action="append", default=[], metavar="LABEL",
                    help="only photos carrying this label from `clipdesk tag` (repeatable: any of them)")
     g.add_argument("--safe", action="store_true",
                    help="hide photos the moderation preset judges unsafe (see `clipdesk safe-search`)")
@@ -326,7 +326,7 @@ def _filter(args: argparse.Namespace) -> Filter:
         orientation=Orientation(args.orientation) if args.orientation else None,
         min_pixels=getattr(args, "min_pixels", None),
         has_gps=getattr(args, "has_gps", False),
-        labels=tuple(dict.fromkeys(label.strip() for label in getattr(args, "labels", []) if label.strip())),
+        labels=tuple(dict.fromkeys(label.strip() for label in getattr(args, "with_labels", []) if label.strip())),
     )
 
 
